@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// The firewall contract shared by every backend (DESIGN.md "Firewall model").
+
+export type Proto = 'tcp' | 'udp';
+
+export interface Service {
+  readonly proto: Proto;
+  readonly port: number;
+}
+
+export type Family = 4 | 6;
+
+/** One grant: exactly these services, for exactly this source address, until expiry. */
+export interface Grant {
+  /** Stable id, [a-z0-9]{1,16}; appears in every rule the grant owns. */
+  readonly id: string;
+  /** Key (or door) name that earned it; for logs and status only. */
+  readonly key: string;
+  readonly family: Family;
+  /** Source address, canonical text form (no prefix length). */
+  readonly address: string;
+  readonly services: readonly Service[];
+  /** Wall-clock expiry in ms since the epoch; written into rule tags so that a restarted
+   *  daemon can remove rules a crashed one left behind. Live expiry uses monotonic timers. */
+  readonly expiresAtMs: number;
+}
+
+/** What the host must look like while postern guards it. */
+export interface GuardSpec {
+  /** Dropped for everyone except granted tuples and established/related traffic. */
+  readonly guarded: readonly Service[];
+  /** Ports postern captures on (SPA, knock): must reach local delivery, stay silent. */
+  readonly capture: readonly Service[];
+}
+
+/** A rule found in the live ruleset that carries a postern tag. */
+export interface TaggedRule {
+  readonly family: Family;
+  readonly grantId: string;
+  readonly expiresAtMs: number;
+}
+
+export interface ReconcileReport {
+  /** Grant ids whose rules were removed because they expired or are unknown. */
+  readonly removed: readonly string[];
+  /** Grant ids (from `live`) that were missing and were re-added. */
+  readonly restored: readonly string[];
+}
+
+export interface FirewallBackend {
+  readonly name: string;
+  /** Create chains/jumps idempotently and install the guard and capture rules. */
+  start(spec: GuardSpec): Promise<void>;
+  /** Replace guard/capture rules after a config reload, keeping grants. */
+  update(spec: GuardSpec): Promise<void>;
+  /** Make the ruleset's grants equal `live` (minus expired ones at nowMs). */
+  reconcile(live: readonly Grant[], nowMs: number): Promise<ReconcileReport>;
+  /** Add a grant, or replace the rules of a grant with the same id (extension): no gap. */
+  applyGrant(grant: Grant, previous?: Grant): Promise<void>;
+  /** Remove a grant's rules. Removing an absent grant succeeds. */
+  revokeGrant(grant: Grant): Promise<void>;
+  /** Remove everything postern installed, or (keepGuarding) leave guard rules in place
+   *  and remove only grants. */
+  stop(opts: { readonly keepGuarding: boolean }): Promise<void>;
+}
