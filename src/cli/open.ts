@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+// `postern open`: send one SPA packet; with --wait, probe until the service answers.
+
+import { canonicalAddress } from '../wire/address.ts';
+import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
+import { buildPacket, resolveHost, sendDatagram, waitForOpen } from './spa-client.ts';
+import { parseServices, resolveTarget, type Target } from './target.ts';
+import type { Service } from '../firewall/types.ts';
+
+const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file FILE | --profile NAME)
+                    [--allow-ip auto|ADDR] [--duration S] [--port N] [--wait] [--timeout S] [--close] [--json]
+
+  Sends one Single Packet Authorization packet to HOST, asking it to open SERVICEs
+  (tcp/22, udp/53, or a bare port meaning tcp) for this machine's address. With no
+  SERVICE the device opens everything the key allows. The device never answers; use
+  --wait to find out whether the door opened.
+
+  --key CRED        postern1:... credential (visible in ps: prefer --key-file or a profile)
+  --key-file FILE   read the credential from FILE
+  --profile NAME    use a profile from ~/.config/postern/profiles.json (HOST may name one)
+  --allow-ip A      auto (default): the address the packet comes from; or an explicit
+                    address (only if the device's key stanza allows it)
+  --duration S      seconds to keep the door open (default: the key's default)
+  --port N          the device's SPA port (default 62442)
+  --wait            probe the first tcp SERVICE until it accepts a connection
+  --timeout S       how long --wait tries (default 10)
+  --close           ask the device to close this key's grants for this address now
+  --json            print the result as JSON`;
+
+const OPTIONS = {
+  key: { type: 'string' }, 'key-file': { type: 'string' }, profile: { type: 'string' },
+  'allow-ip': { type: 'string' }, duration: { type: 'string' }, port: { type: 'string' },
+  wait: { type: 'boolean' }, timeout: { type: 'string' }, close: { type: 'boolean' }, json: { type: 'boolean' },
+} as const;
+
+export interface SentPacket {
+  readonly target: Target;
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly services: readonly Service[];
+  readonly bytes: number;
+}
+
+function allowAddress(value: string | undefined): string | undefined {
+  if (value === undefined || value === 'auto') return undefined;
+  const canon = canonicalAddress(value);
+  if (canon === undefined) throw new UsageError(`--allow-ip: not an address: ${JSON.stringify(value)}`);
+  return canon;
+}
+
+/** Parse, build and send; shared with `postern ssh`. */
+export async function sendOpen(
+  host: string | undefined,
+  serviceArgs: readonly string[] | ((t: Target) => readonly string[]),
+  values: Record<string, string | boolean | undefined>,
+): Promise<SentPacket> {
+  const target = resolveTarget(host, values as Parameters<typeof resolveTarget>[1]);
+  const wanted = typeof serviceArgs === 'function' ? serviceArgs(target) : serviceArgs;
+  const services = parseServices(wanted.length > 0 ? wanted : target.profile?.services ?? []);
+  const durationS = intOption(values['duration'] as string | undefined, 'duration', 1, 86400) ?? 0;
+  const packet = buildPacket({
+    credential: target.credential, type: values['close'] ? 'close' : 'open', services, durationS,
+    allowAddress: allowAddress(values['allow-ip'] as string | undefined), nowMs: Date.now(),
+  });
+  const { address, family } = await resolveHost(target.host);
+  await sendDatagram(packet, address, family, target.port);
+  return { target, address, family, services, bytes: packet.length };
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, OPTIONS);
+  if (values.help) {
+    out(USAGE);
+    return EXIT_OK;
+  }
+  const [host, ...serviceArgs] = positionals;
+  const timeoutS = intOption(values.timeout, 'timeout', 1, 600) ?? 10;
+  const sent = await sendOpen(host, serviceArgs, values);
+  const report: Record<string, unknown> = { sent: true, host: sent.address, spa_port: sent.target.port, bytes: sent.bytes };
+  let code = EXIT_OK;
+  if (values.wait && !values.close) {
+    const probe = sent.services.find((s) => s.proto === 'tcp') ?? (sent.target.profile?.ssh_port ? { proto: 'tcp', port: sent.target.profile.ssh_port } : undefined);
+    if (!probe) throw new UsageError('--wait needs a tcp SERVICE to probe');
+    const ms = await waitForOpen(sent.address, probe.port, timeoutS * 1000);
+    Object.assign(report, { probe: `tcp/${probe.port}`, open: ms !== undefined, ms });
+    if (ms === undefined) code = EXIT_FAIL;
+  }
+  if (values.json) out(JSON.stringify(report));
+  else printHuman(report, values.close === true);
+  return code;
+}
+
+function printHuman(r: Record<string, unknown>, close: boolean): void {
+  out(`sent ${close ? 'close' : 'open'} request to ${String(r['host'])} udp/${String(r['spa_port'])} (${String(r['bytes'])} bytes)`);
+  if (r['probe'] === undefined) return;
+  if (r['open']) out(`${String(r['probe'])} is open (after ${String(r['ms'])} ms)`);
+  else errOut(`${String(r['probe'])} did not open before the timeout: the device refused the packet or cannot be reached (check \`postern log\` on the device)`);
+}
+
+export const openCommand: Command = { name: 'open', summary: 'Send one SPA packet to open services on a device', usage: USAGE, run };

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+// `postern profile add|list|remove`: the technician's saved devices (0600 file).
+
+import { readFileSync } from 'node:fs';
+import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
+import { profilesPath, readProfiles, validateProfile, writeProfiles, type Profile } from './profiles.ts';
+import { parseServices } from './target.ts';
+import { parseCredential } from '../spa/credential.ts';
+
+const USAGE = `usage: postern profile add NAME --host HOST (--key CRED | --key-file FILE)
+                          [--port N] [--services tcp/22,...] [--ssh-port N] [--ssh-user USER]
+       postern profile list [--json]
+       postern profile remove NAME
+
+  Profiles live in ${'$'}XDG_CONFIG_HOME/postern/profiles.json (default ~/.config), mode 0600.
+  Then: postern open NAME --wait, or postern ssh NAME.`;
+
+const OPTIONS = {
+  host: { type: 'string' }, key: { type: 'string' }, 'key-file': { type: 'string' }, port: { type: 'string' },
+  services: { type: 'string' }, 'ssh-port': { type: 'string' }, 'ssh-user': { type: 'string' }, json: { type: 'boolean' },
+} as const;
+
+type Values = ReturnType<typeof parseCommandArgs<typeof OPTIONS>>['values'];
+
+function buildProfile(values: Values): Profile {
+  const credential = values.key ?? (values['key-file'] ? readFileSync(values['key-file'], 'utf8').trim() : undefined);
+  if (!values.host || !credential) throw new UsageError('profile add needs --host and --key or --key-file');
+  const port = intOption(values.port, 'port', 1, 65535);
+  const sshPort = intOption(values['ssh-port'], 'ssh-port', 1, 65535);
+  const services = values.services ? parseServices(values.services.split(',').filter(Boolean)).map((s) => `${s.proto}/${s.port}`) : undefined;
+  return {
+    host: values.host, credential,
+    ...(port !== undefined && { port }), ...(services && { services }),
+    ...(sshPort !== undefined && { ssh_port: sshPort }), ...(values['ssh-user'] && { ssh_user: values['ssh-user'] }),
+  };
+}
+
+function list(json: boolean): number {
+  const profiles = readProfiles();
+  if (json) {
+    // Credentials never go to stdout: show the key id only.
+    out(JSON.stringify(Object.fromEntries(Object.entries(profiles).map(([n, p]) => [n, { ...p, credential: keyIdOf(p) }]))));
+    return EXIT_OK;
+  }
+  for (const [name, p] of Object.entries(profiles)) {
+    out(`${name}\t${p.host}\tspa port ${p.port ?? 'default'}\tkey ${keyIdOf(p)}\t${(p.services ?? []).join(',') || 'all key services'}`);
+  }
+  return EXIT_OK;
+}
+
+function keyIdOf(p: Profile): string {
+  const c = parseCredential(p.credential);
+  return c.ok ? `${c.value.keyIdHex} (secret hidden)` : '(invalid credential)';
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, OPTIONS);
+  if (values.help) {
+    out(USAGE);
+    return EXIT_OK;
+  }
+  const [verb, name, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  if (verb === 'list') return list(values.json === true);
+  if (!name) throw new UsageError(`profile ${verb ?? ''} needs a NAME`);
+  const profiles = readProfiles();
+  if (verb === 'add') {
+    const profile = buildProfile(values);
+    const errors = validateProfile(name, profile);
+    if (errors.length > 0) throw new UsageError(errors.join('; '));
+    writeProfiles({ ...profiles, [name]: profile });
+    out(`saved profile ${name} in ${profilesPath()} (mode 0600)`);
+    return EXIT_OK;
+  }
+  if (verb === 'remove') {
+    if (!profiles[name]) {
+      errOut(`no profile ${JSON.stringify(name)}`);
+      return EXIT_FAIL;
+    }
+    const { [name]: _removed, ...rest } = profiles;
+    writeProfiles(rest);
+    out(`removed profile ${name}`);
+    return EXIT_OK;
+  }
+  throw new UsageError('expected profile add, list or remove');
+}
+
+export const profileCommand: Command = { name: 'profile', summary: 'Manage saved device profiles (add, list, remove)', usage: USAGE, run };

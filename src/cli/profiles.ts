@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// Technician profiles: ~/.config/postern/profiles.json, mode 0600 (it holds credentials).
+// Written atomically (temp file + rename) so a crash never leaves half a file.
+
+import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseCredential } from '../spa/credential.ts';
+
+export interface Profile {
+  readonly host: string;
+  readonly credential: string;
+  /** SPA port on the device. */
+  readonly port?: number;
+  /** Services to request; empty or absent = everything the key allows. */
+  readonly services?: readonly string[];
+  readonly ssh_port?: number;
+  readonly ssh_user?: string;
+}
+
+export type Profiles = Record<string, Profile>;
+
+export function profilesPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env['XDG_CONFIG_HOME'] || join(env['HOME'] || homedir(), '.config');
+  return join(base, 'postern', 'profiles.json');
+}
+
+export function readProfiles(path = profilesPath()): Profiles {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+  const data: unknown = JSON.parse(text);
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new Error(`${path}: not a JSON object`);
+  return data as Profiles;
+}
+
+/** Warn-worthy: the file is readable by group or others. */
+export function profilesTooOpen(path = profilesPath()): boolean {
+  try {
+    return (statSync(path).mode & 0o077) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+export function writeProfiles(profiles: Profiles, path = profilesPath()): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(profiles, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+}
+
+export function validateProfile(name: string, p: Profile): string[] {
+  const errors: string[] = [];
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) errors.push(`profile name ${JSON.stringify(name)} must be 1-64 of A-Z a-z 0-9 . _ -`);
+  if (!p.host) errors.push('a profile needs a host');
+  if (!parseCredential(p.credential).ok) errors.push('the credential is not a valid postern1: string');
+  return errors;
+}

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+// Shared by `open` and `ssh`: who to talk to and with which credential. A credential
+// can come from --key, --key-file, $POSTERN_KEY, or a profile (--profile NAME, or a HOST
+// that names a profile). Command lines are visible in `ps`: --key-file and profiles
+// are the better habit, and the help says so.
+
+import { readFileSync } from 'node:fs';
+import { DEFAULT_SPA_PORT } from '../config/schema.ts';
+import { parseService } from '../config/load.ts';
+import type { Service } from '../firewall/types.ts';
+import { CREDENTIAL_ERRORS, parseCredential, type Credential } from '../spa/credential.ts';
+import { UsageError } from './command.ts';
+import { profilesPath, readProfiles, type Profile } from './profiles.ts';
+
+export interface TargetOptions {
+  readonly key?: string | undefined;
+  readonly 'key-file'?: string | undefined;
+  readonly profile?: string | undefined;
+  readonly port?: string | undefined;
+}
+
+export interface Target {
+  readonly host: string;
+  readonly port: number;
+  readonly credential: Credential;
+  readonly profile: Profile | undefined;
+}
+
+function credentialText(opts: TargetOptions, profile: Profile | undefined): string {
+  if (opts.key !== undefined) return opts.key;
+  if (opts['key-file'] !== undefined) {
+    try {
+      return readFileSync(opts['key-file'], 'utf8').trim();
+    } catch (err) {
+      throw new UsageError(`cannot read --key-file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  if (profile) return profile.credential;
+  const env = process.env['POSTERN_KEY'];
+  if (env) return env;
+  throw new UsageError('no credential: give --key, --key-file, --profile, or set POSTERN_KEY');
+}
+
+export function parseServices(list: readonly string[]): Service[] {
+  return list.map((s) => {
+    const svc = parseService(/^[0-9]+$/.test(s) ? `tcp/${s}` : s);
+    if (!svc) throw new UsageError(`not a service: ${JSON.stringify(s)} (use tcp/22, udp/53 or a bare port for tcp)`);
+    return svc;
+  });
+}
+
+export function resolveTarget(hostArg: string | undefined, opts: TargetOptions): Target {
+  const profiles = opts.profile !== undefined || hostArg !== undefined ? readProfiles() : {};
+  const profileName = opts.profile ?? (hostArg !== undefined && profiles[hostArg] ? hostArg : undefined);
+  const profile = profileName === undefined ? undefined : profiles[profileName];
+  if (profileName !== undefined && !profile) throw new UsageError(`no profile ${JSON.stringify(profileName)} in ${profilesPath()}`);
+  const host = profile && hostArg === profileName ? profile.host : hostArg ?? profile?.host;
+  if (!host) throw new UsageError('which host? give HOST or --profile');
+  const cred = parseCredential(credentialText(opts, profile));
+  if (!cred.ok) throw new UsageError(`bad credential: ${CREDENTIAL_ERRORS[cred.reason]}`);
+  const portOpt = opts.port === undefined ? undefined : Number(opts.port);
+  if (portOpt !== undefined && !(Number.isInteger(portOpt) && portOpt >= 1 && portOpt <= 65535)) {
+    throw new UsageError('--port must be 1-65535');
+  }
+  return { host, port: portOpt ?? profile?.port ?? DEFAULT_SPA_PORT, credential: cred.value, profile };
+}

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+// Config loading: JSON -> defaults -> schema (every error, with its path) -> cross-field
+// checks -> one frozen Config with parsed values. A config with any error is refused
+// whole: nothing is half-applied (DESIGN.md threat model, last line).
+
+import { readFileSync } from 'node:fs';
+import { Value } from '@sinclair/typebox/value';
+import { ConfigSchema, type RawConfig, type RawKey } from './schema.ts';
+import type { Service } from '../firewall/types.ts';
+import { parseCredential, CREDENTIAL_ERRORS, type Credential } from '../spa/credential.ts';
+import { parseCidr, type Cidr } from '../wire/address.ts';
+
+export interface KeyConfig {
+  readonly name: string;
+  readonly credential: Credential;
+  readonly services: readonly Service[];
+  readonly defaultDurationS: number;
+  readonly maxDurationS: number;
+  readonly requireSourceAddress: boolean;
+  readonly allowedAddresses: readonly Cidr[];
+}
+
+export interface Config {
+  readonly raw: RawConfig;
+  readonly device: string;
+  readonly guarded: readonly Service[];
+  readonly keys: readonly KeyConfig[];
+}
+
+export function parseService(text: string): Service | undefined {
+  const m = /^(tcp|udp)\/([0-9]{1,5})$/.exec(text);
+  const port = Number(m?.[2]);
+  if (!m || port < 1 || port > 65535) return undefined;
+  return { proto: m[1] === 'tcp' ? 'tcp' : 'udp', port };
+}
+
+export function serviceText(s: Service): string {
+  return `${s.proto}/${s.port}`;
+}
+
+/** Show a value in an error message; secrets never (STYLE.md principle 6). */
+function show(path: string, value: unknown): string {
+  if (/credential/.test(path)) return '(hidden)';
+  const s = JSON.stringify(value);
+  return s === undefined ? 'nothing' : s.length > 60 ? s.slice(0, 57) + '...' : s;
+}
+
+function schemaErrors(input: unknown): string[] {
+  return [...Value.Errors(ConfigSchema, input)].map(
+    (e) => `${e.path || '/'}: ${e.message} (got ${show(e.path, e.value)})`,
+  );
+}
+
+function keyErrors(key: RawKey, i: number, guarded: ReadonlySet<string>): string[] {
+  const at = `/keys/${i}`;
+  const errors: string[] = [];
+  const cred = parseCredential(key.credential);
+  if (!cred.ok) errors.push(`${at}/credential: ${CREDENTIAL_ERRORS[cred.reason]}`);
+  key.services.forEach((s, j) => {
+    if (!parseService(s)) errors.push(`${at}/services/${j}: port out of range 1-65535 (got ${show('', s)})`);
+    else if (!guarded.has(s)) errors.push(`${at}/services/${j}: ${s} is not a guarded service`);
+  });
+  if (key.default_duration_s > key.max_duration_s) {
+    errors.push(`${at}/default_duration_s: above max_duration_s (${key.default_duration_s} > ${key.max_duration_s})`);
+  }
+  key.allowed_addresses.forEach((c, j) => {
+    if (!parseCidr(c).ok) errors.push(`${at}/allowed_addresses/${j}: not an address or CIDR (got ${show('', c)})`);
+  });
+  return errors;
+}
+
+function duplicates<T>(items: readonly T[]): T[] {
+  return items.filter((v, i) => items.indexOf(v) !== i);
+}
+
+function crossErrors(raw: RawConfig): string[] {
+  const errors: string[] = [];
+  raw.guarded.forEach((s, i) => {
+    if (!parseService(s)) errors.push(`/guarded/${i}: port out of range 1-65535 (got ${show('', s)})`);
+  });
+  if (raw.guarded.includes(`udp/${raw.spa.port}`)) errors.push(`/spa/port: ${raw.spa.port} is also a guarded udp service`);
+  const guarded = new Set(raw.guarded);
+  raw.keys.forEach((k, i) => errors.push(...keyErrors(k, i, guarded)));
+  for (const name of new Set(duplicates(raw.keys.map((k) => k.name)))) errors.push(`/keys: duplicate key name ${show('', name)}`);
+  const ids = raw.keys.map((k) => parseCredential(k.credential)).flatMap((c) => (c.ok ? [c.value.keyIdHex] : []));
+  for (const id of new Set(duplicates(ids))) errors.push(`/keys: two keys share key id ${id} (generate a new credential for one)`);
+  return errors;
+}
+
+function buildKey(k: RawKey): KeyConfig {
+  const cred = parseCredential(k.credential);
+  if (!cred.ok) throw new Error('unreachable: validated credential');
+  return Object.freeze({
+    name: k.name,
+    credential: cred.value,
+    services: Object.freeze(k.services.flatMap((s) => parseService(s) ?? [])),
+    defaultDurationS: k.default_duration_s,
+    maxDurationS: k.max_duration_s,
+    requireSourceAddress: k.require_source_address,
+    allowedAddresses: Object.freeze(k.allowed_addresses.flatMap((c) => { const r = parseCidr(c); return r.ok ? [r.value] : []; })),
+  });
+}
+
+export type LoadResult =
+  | { readonly ok: true; readonly config: Config }
+  | { readonly ok: false; readonly errors: readonly string[] };
+
+/** Validate a parsed JSON value. Returns the config, or every error found. */
+export function validateConfig(input: unknown): LoadResult {
+  const withDefaults = Value.Default(ConfigSchema, structuredClone(input));
+  const errors = schemaErrors(withDefaults);
+  if (errors.length > 0) return { ok: false, errors };
+  const raw = withDefaults as RawConfig;
+  const cross = crossErrors(raw);
+  if (cross.length > 0) return { ok: false, errors: cross };
+  const config: Config = {
+    raw,
+    device: raw.device,
+    guarded: Object.freeze(raw.guarded.flatMap((s) => parseService(s) ?? [])),
+    keys: Object.freeze(raw.keys.map(buildKey)),
+  };
+  return { ok: true, config: Object.freeze(config) };
+}
+
+export function loadConfigFile(path: string): LoadResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return { ok: false, errors: [`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`] };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, errors: [`${path}: not valid JSON (${(err as Error).message})`] };
+  }
+  return validateConfig(json);
+}

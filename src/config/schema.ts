@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+// The daemon's config schema. One schema yields both the TypeScript type (Static<...>)
+// and the validator (STYLE.md principle 6), so they cannot drift. Every number has a
+// range; every key has a default where a safe one exists. docs/config.md documents each
+// key and test/unit/config/docs.test.ts checks that the documented example validates.
+
+import { Type, type Static } from '@sinclair/typebox';
+
+/** Default SPA port. fwknop owns 62201; 62442 is outside Linux's ephemeral range
+ *  (32768-60999), so an outgoing connection of the board never takes it. */
+export const DEFAULT_SPA_PORT = 62442;
+
+const ServiceText = Type.String({ pattern: '^(tcp|udp)/[0-9]{1,5}$', description: 'proto/port, e.g. tcp/22' });
+const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$' });
+const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'address or address/prefix' });
+
+export const KeySchema = Type.Object({
+  name: Name,
+  credential: Type.String({ minLength: 1, description: 'postern1:... (see postern keygen)' }),
+  services: Type.Array(ServiceText, { minItems: 1, maxItems: 16, uniqueItems: true }),
+  default_duration_s: Type.Integer({ minimum: 1, maximum: 86400, default: 60 }),
+  max_duration_s: Type.Integer({ minimum: 1, maximum: 86400, default: 600 }),
+  require_source_address: Type.Boolean({ default: true }),
+  allowed_addresses: Type.Array(Cidr, { minItems: 1, maxItems: 64, default: ['0.0.0.0/0', '::/0'] }),
+}, { additionalProperties: false });
+
+export const SpaSchema = Type.Object({
+  port: Type.Integer({ minimum: 1, maximum: 65535, default: DEFAULT_SPA_PORT }),
+  window_s: Type.Integer({ minimum: 5, maximum: 3600, default: 90 }),
+  clock: Type.Union([Type.Literal('auto'), Type.Literal('trusted'), Type.Literal('untrusted')], { default: 'auto' }),
+  replay_ring: Type.Integer({ minimum: 16, maximum: 1_048_576, default: 4096 }),
+  ipv6: Type.Boolean({ default: true }),
+}, { additionalProperties: false, default: {} });
+
+export const FirewallSchema = Type.Object({
+  backend: Type.Union([Type.Literal('iptables'), Type.Literal('dry-run')], { default: 'iptables' }),
+  keep_guarding_on_exit: Type.Boolean({ default: false }),
+  reconcile_interval_s: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
+  iptables: Type.String({ minLength: 1, default: 'iptables' }),
+  ip6tables: Type.String({ minLength: 1, default: 'ip6tables' }),
+  iptables_restore: Type.String({ minLength: 1, default: 'iptables-restore' }),
+  ip6tables_restore: Type.String({ minLength: 1, default: 'ip6tables-restore' }),
+}, { additionalProperties: false, default: {} });
+
+export const ConfigSchema = Type.Object({
+  device: Name,
+  log_level: Type.Union(
+    [Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')],
+    { default: 'info' },
+  ),
+  guarded: Type.Array(ServiceText, { minItems: 1, maxItems: 64, uniqueItems: true }),
+  spa: SpaSchema,
+  keys: Type.Array(KeySchema, { maxItems: 1024 }),
+  firewall: FirewallSchema,
+}, { additionalProperties: false });
+
+export type RawConfig = Static<typeof ConfigSchema>;
+export type RawKey = Static<typeof KeySchema>;

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: MIT
+// The daemon's lifecycle: the constructor stores dependencies; start() brings up, in
+// order, firewall guard -> reconcile leftovers -> capture; stop() takes them down in
+// reverse. reload() (SIGHUP) applies a new config only if it validates completely.
+
+import { loadConfigFile, type Config } from '../config/load.ts';
+import type { FirewallBackend, GuardSpec } from '../firewall/types.ts';
+import { GrantManager } from '../grants/manager.ts';
+import type { Logger } from '../log/logger.ts';
+import { FailureAggregator } from '../log/aggregate.ts';
+import type { Clock, Cancel } from '../platform/clock.ts';
+import { clockTrusted } from '../platform/clock-sync.ts';
+import { decideSpa, type SpaDecision } from '../pipeline/spa.ts';
+import { Counters } from '../pipeline/reasons.ts';
+import { ReplayGuard } from '../spa/replay.ts';
+import { buildKeyTable, prepareKey, type KeyTable } from '../spa/packet.ts';
+import { keyIdHex } from '../spa/credential.ts';
+import type { KeyConfig } from '../config/load.ts';
+import type { Frame } from '../wire/frame.ts';
+import type { PacketSource } from '../capture/raw.ts';
+
+export interface DaemonDeps {
+  readonly configPath: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly makeBackend: (config: Config) => FirewallBackend;
+  readonly makeCapture: (config: Config) => PacketSource;
+}
+
+/** Live grants at most (a flood of valid packets cannot grow the ruleset without bound). */
+const MAX_GRANTS = 4096;
+const LOG_INTERVAL_MS = 10_000;
+const LOG_MAX_TRACKED = 32;
+
+interface Active {
+  readonly config: Config;
+  readonly keys: KeyTable;
+  readonly keyConfigs: ReadonlyMap<number, KeyConfig>;
+}
+
+function activate(config: Config): Active {
+  const keys = buildKeyTable(config.keys.map((k) => prepareKey(k.name, k.credential)));
+  return { config, keys, keyConfigs: new Map(config.keys.map((k) => [k.credential.keyId, k])) };
+}
+
+export function guardSpec(config: Config): GuardSpec {
+  return { guarded: config.guarded, capture: [{ proto: 'udp', port: config.raw.spa.port }] };
+}
+
+export class Daemon {
+  readonly #deps: DaemonDeps;
+  readonly counters = new Counters();
+  #active: Active | undefined;
+  #backend: FirewallBackend | undefined;
+  #capture: PacketSource | undefined;
+  #grants: GrantManager | undefined;
+  #replay: ReplayGuard | undefined;
+  #aggregator: FailureAggregator;
+  #timers: Cancel[] = [];
+  #log: Logger;
+
+  constructor(deps: DaemonDeps) {
+    this.#deps = deps;
+    this.#log = deps.logger;
+    this.#aggregator = new FailureAggregator({
+      maxTracked: LOG_MAX_TRACKED,
+      emit: (l) => this.#log.warn(l.first ? 'refused' : 'refused (repeats)', {
+        reason: l.reason, source: l.source, key: l.key, count: l.first ? undefined : l.count,
+      }),
+      emitOverflow: (o) => this.#log.warn('refused (more sources)', { count: o.count, sources: o.sources }),
+    });
+  }
+
+  get grants(): GrantManager | undefined {
+    return this.#grants;
+  }
+
+  /** Load and apply the config. Throws with every config error listed when invalid. */
+  async start(): Promise<void> {
+    const loaded = loadConfigFile(this.#deps.configPath);
+    if (!loaded.ok) throw new ConfigError(loaded.errors);
+    const { config } = loaded;
+    this.#active = activate(config);
+    this.#replay = new ReplayGuard({ capacity: config.raw.spa.replay_ring, windowMs: config.raw.spa.window_s * 1000 });
+    this.#backend = this.#deps.makeBackend(config);
+    this.#grants = new GrantManager({ backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'), maxGrants: MAX_GRANTS });
+    await this.#backend.start(guardSpec(config));
+    // Removes every rule a crashed daemon left: nothing is live yet, so all tagged rules go.
+    await this.#grants.reconcile();
+    await this.#startCapture(config);
+    this.#startTimers(config);
+    this.#log.info('postern started', {
+      device: config.device, backend: this.#backend.name, spa_port: config.raw.spa.port,
+      keys: config.keys.length, guarded: config.raw.guarded.join(','), clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
+    });
+  }
+
+  async #startCapture(config: Config): Promise<void> {
+    this.#capture = this.#deps.makeCapture(config);
+    await this.#capture.start((f) => this.#onFrame(f), () => this.counters.drop('malformed'));
+  }
+
+  #startTimers(config: Config): void {
+    const every = (ms: number, fn: () => void) => {
+      const tick = () => { fn(); this.#timers.push(this.#deps.clock.schedule(ms, tick)); };
+      this.#timers.push(this.#deps.clock.schedule(ms, tick));
+    };
+    every(LOG_INTERVAL_MS, () => this.#aggregator.flush());
+    every(config.raw.firewall.reconcile_interval_s * 1000, () => {
+      this.#grants?.reconcile().catch((e: unknown) => this.#log.error('reconcile failed', { error: String(e) }));
+      this.#replay?.prune(this.#deps.clock.wallMs(), this.#clockTrusted());
+    });
+  }
+
+  #clockTrusted(): boolean {
+    return clockTrusted(this.#active?.config.raw.spa.clock ?? 'auto');
+  }
+
+  #onFrame(frame: Frame): void {
+    const active = this.#active;
+    if (!active || !this.#replay) return;
+    if (frame.proto !== 'udp' || frame.dstPort !== active.config.raw.spa.port) {
+      this.counters.ignored++;
+      return;
+    }
+    const decision = decideSpa(frame.payload, frame.src, {
+      keys: active.keys, keyConfigs: active.keyConfigs, replay: this.#replay,
+      windowMs: active.config.raw.spa.window_s * 1000, nowMs: this.#deps.clock.wallMs(), clockTrusted: this.#clockTrusted(),
+    });
+    this.#act(decision, frame.src);
+  }
+
+  #act(d: SpaDecision, source: string): void {
+    if (d.kind === 'drop') {
+      this.counters.drop(d.reason);
+      this.#aggregator.record(d.reason, source, d.key);
+    } else if (d.kind === 'close') {
+      void this.#grants?.revokeMatching(d.key.name, d.address).then((n) => {
+        this.counters.closed += n;
+        this.#log.info('closed by client', { key: d.key.name, source, address: d.address, grants: n });
+      });
+    } else {
+      void this.#open(d.key, d.plan, source);
+    }
+  }
+
+  async #open(key: KeyConfig, plan: Extract<SpaDecision, { kind: 'open' }>['plan'], source: string): Promise<void> {
+    try {
+      const ev = await this.#grants?.grant(key.name, plan);
+      if (!ev) {
+        this.counters.drop('grant_limit');
+        this.#aggregator.record('grant_limit', source, key.name);
+        return;
+      }
+      if (ev.extended) this.counters.extended++;
+      else this.counters.accepted++;
+      this.#log.info(ev.extended ? 'grant extended' : 'grant opened', {
+        key: key.name, key_id: keyIdHex(key.credential.keyId), source, address: plan.address,
+        services: plan.services.map((s) => `${s.proto}/${s.port}`).join(','), duration_s: plan.durationS, grant: ev.grant.id,
+      });
+    } catch (err) {
+      this.counters.drop('firewall_error');
+      this.#log.error('grant failed', { key: key.name, source, error: String(err) });
+    }
+  }
+
+  /** SIGHUP: apply a new config only if it is entirely valid. */
+  async reload(): Promise<boolean> {
+    const loaded = loadConfigFile(this.#deps.configPath);
+    if (!loaded.ok) {
+      for (const e of loaded.errors) this.#log.error('reload refused: config error', { error: e });
+      return false;
+    }
+    const old = this.#active?.config;
+    const { config } = loaded;
+    this.#active = activate(config);
+    const kept = new Set(config.keys.map((k) => k.credential.keyId));
+    for (const k of old?.keys ?? []) if (!kept.has(k.credential.keyId)) this.#replay?.forgetKey(k.credential.keyId);
+    await this.#backend?.update(guardSpec(config));
+    if (old && (old.raw.spa.port !== config.raw.spa.port || old.raw.spa.ipv6 !== config.raw.spa.ipv6)) {
+      this.#capture?.stop();
+      await this.#startCapture(config);
+    }
+    this.#log.info('config reloaded', { keys: config.keys.length, guarded: config.raw.guarded.join(',') });
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    for (const cancel of this.#timers) cancel();
+    this.#timers = [];
+    this.#capture?.stop();
+    this.#aggregator.flush();
+    await this.#grants?.stop();
+    const keep = this.#active?.config.raw.firewall.keep_guarding_on_exit ?? false;
+    await this.#backend?.stop({ keepGuarding: keep });
+    this.#log.info('postern stopped', { ...this.counters.snapshot(), kept_guarding: keep });
+  }
+}
+
+export class ConfigError extends Error {
+  readonly errors: readonly string[];
+  constructor(errors: readonly string[]) {
+    super(`invalid config:\n  ${errors.join('\n  ')}`);
+    this.errors = errors;
+  }
+}

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// Bundle entry: the subcommand table (STYLE.md principle 11; wireguard-tools src/wg.c).
+// Help is generated from the table, so it cannot drift. The only process.exit.
+
+import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, errOut, out, type Command } from './cli/command.ts';
+import { configCommand } from './cli/config-check.ts';
+import { daemonCommand } from './cli/daemon.ts';
+import { keygenCommand } from './cli/keygen.ts';
+import { openCommand } from './cli/open.ts';
+import { profileCommand } from './cli/profile.ts';
+import { sshCommand } from './cli/ssh.ts';
+import { VERSION } from './version.ts';
+
+const versionCommand: Command = {
+  name: 'version', summary: 'Print the version', usage: 'usage: postern version',
+  run: async () => {
+    out(`postern ${VERSION} (node ${process.versions.node})`);
+    return EXIT_OK;
+  },
+};
+
+export const COMMANDS: readonly Command[] = [
+  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, versionCommand,
+];
+
+function help(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    `postern ${VERSION}: Single Packet Authorization and port knocking for small Linux boards`,
+    '',
+    'usage: postern COMMAND [ARGS...]    (postern COMMAND --help for details)',
+    '',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    errOut(help());
+    return EXIT_USAGE;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    out(help());
+    return EXIT_OK;
+  }
+  if (name === '--version') return main(['version']);
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    errOut(`postern: unknown command ${JSON.stringify(name)}\n\n${help()}`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      errOut(`postern ${cmd.name}: ${err.message}\n\n${cmd.usage}`);
+      return EXIT_USAGE;
+    }
+    errOut(`postern ${cmd.name}: ${err instanceof Error ? err.message : String(err)}`);
+    return EXIT_FAIL;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+// The SPA decision for one datagram, cheapest rejection first (STYLE.md principle 3):
+//   length -> key id -> replay peek -> AES-SIV -> freshness -> replay commit -> policy.
+// Synchronous and pure apart from the replay guard it is given: the caller applies the
+// resulting grant. The replay ring is only written after authentication (principle 4),
+// and before any grant is made, so a crash between the two cannot reopen a replay.
+
+import type { KeyConfig } from '../config/load.ts';
+import { decideOpen, type GrantPlan } from '../policy/decide.ts';
+import type { ReplayGuard } from '../spa/replay.ts';
+import { openEnvelope, splitPacket, type KeyTable } from '../spa/packet.ts';
+import type { DropReason } from './reasons.ts';
+import { canonicalAddress } from '../wire/address.ts';
+
+export interface SpaContext {
+  readonly keys: KeyTable;
+  readonly keyConfigs: ReadonlyMap<number, KeyConfig>;
+  readonly replay: ReplayGuard;
+  readonly windowMs: number;
+  readonly nowMs: number;
+  readonly clockTrusted: boolean;
+}
+
+export type SpaDecision =
+  | { readonly kind: 'drop'; readonly reason: DropReason; readonly key?: string }
+  | { readonly kind: 'open'; readonly key: KeyConfig; readonly plan: GrantPlan }
+  | { readonly kind: 'close'; readonly key: KeyConfig; readonly address: string };
+
+const drop = (reason: DropReason, key?: string): SpaDecision => (key === undefined ? { kind: 'drop', reason } : { kind: 'drop', reason, key });
+
+export function decideSpa(payload: Buffer, source: string, ctx: SpaContext): SpaDecision {
+  const env = splitPacket(payload, ctx.keys);
+  if (!env.ok) return drop(env.reason);
+  const { key } = env.value;
+  // O(1) read before the crypto: a captured packet sent again costs no AES.
+  if (ctx.replay.peek(key.keyId, env.value.tag)) return drop('replay', key.name);
+  const opened = openEnvelope(env.value);
+  if (!opened.ok) return drop(opened.reason, key.name);
+  const { message, tag } = opened.value;
+  const fresh = ctx.replay.check(key.keyId, tag, message.timestampMs, ctx.nowMs, ctx.clockTrusted);
+  if (fresh !== 'fresh') return drop(fresh, key.name);
+  ctx.replay.commit(key.keyId, tag, message.timestampMs, ctx.nowMs, ctx.clockTrusted);
+  const keyConfig = ctx.keyConfigs.get(key.keyId);
+  if (!keyConfig) return drop('unknown_key');
+  if (message.type === 'close') {
+    const address = message.address === undefined ? source : canonicalAddress(message.address);
+    if (address !== source && keyConfig.requireSourceAddress) return drop('denied_address', key.name);
+    return { kind: 'close', key: keyConfig, address: address ?? source };
+  }
+  const plan = decideOpen(message, keyConfig, source);
+  if (!plan.ok) return drop(plan.reason, key.name);
+  return { kind: 'open', key: keyConfig, plan: plan.value };
+}
