@@ -34,11 +34,17 @@ export interface PreparedSiv {
   open(tag: Uint8Array, ciphertext: Uint8Array): Buffer | undefined;
 }
 
+/** S2V state after the AD strings: D, and dbl(D) for a final string shorter than a block. */
+interface S2vChain {
+  readonly d: Buffer;
+  readonly dd: Buffer;
+}
+
 /**
  * S2V chaining state after strings S1..Sk (section 2.4): D = CMAC(<zero>), then for each
- * string D = dbl(D) xor CMAC(Si). Also returns dbl(D) so the short-last-string case is free.
+ * string D = dbl(D) xor CMAC(Si).
  */
-function s2vChain(mac: Cmac, strings: readonly Uint8Array[]): { d: Buffer; dd: Buffer } {
+function s2vChain(mac: Cmac, strings: readonly Uint8Array[]): S2vChain {
   let d = mac.mac(ZERO_BLOCK);
   for (const s of strings) {
     d = dbl(d);
@@ -48,7 +54,7 @@ function s2vChain(mac: Cmac, strings: readonly Uint8Array[]): { d: Buffer; dd: B
 }
 
 /** Last step of S2V over string Sn (section 2.4): xorend for len >= 128 bits, else dbl + pad. */
-function s2vFinish(mac: Cmac, chain: { d: Buffer; dd: Buffer }, last: Uint8Array): Buffer {
+function s2vFinish(mac: Cmac, chain: S2vChain, last: Uint8Array): Buffer {
   if (last.length >= AES_BLOCK_SIZE) {
     const t = Buffer.from(last); // T = Sn xorend D
     xorBlockInto(t, t.length - AES_BLOCK_SIZE, chain.d);
@@ -93,19 +99,19 @@ function ctrXor(ecb: Cipheriv, v: Uint8Array, input: Uint8Array): Buffer {
   }
   const stream = ecb.update(counters);
   for (let i = 0; i < input.length; i++) stream[i]! ^= input[i]!;
+  stream.fill(0, input.length); // unused keystream stays out of the returned view's buffer
   return stream.subarray(0, input.length);
 }
 
 class PreparedAesSiv implements PreparedSiv {
   readonly #mac: Cmac;
   readonly #ecb: Cipheriv;
-  readonly #chain: { d: Buffer; dd: Buffer };
+  readonly #chain: S2vChain;
 
-  constructor(mac: Cmac, ecb: Cipheriv, ad: readonly Uint8Array[]) {
-    if (ad.length > SIV_MAX_AD) throw new RangeError(`AES-SIV takes at most ${SIV_MAX_AD} AD strings`);
+  constructor(mac: Cmac, ecb: Cipheriv, chain: S2vChain) {
     this.#mac = mac;
     this.#ecb = ecb;
-    this.#chain = s2vChain(mac, ad);
+    this.#chain = chain;
   }
 
   // Section 2.6: V = S2V(K1, AD1..ADn, P); C = CTR(K2, Q, P).
@@ -142,7 +148,8 @@ export class AesSiv {
 
   /** Precompute S2V over a fixed AD vector (at most SIV_MAX_AD strings, else RangeError). */
   prepare(ad: readonly Uint8Array[]): PreparedSiv {
-    return new PreparedAesSiv(this.#mac, this.#ecb, ad);
+    if (ad.length > SIV_MAX_AD) throw new RangeError(`AES-SIV takes at most ${SIV_MAX_AD} AD strings`);
+    return new PreparedAesSiv(this.#mac, this.#ecb, s2vChain(this.#mac, ad));
   }
 
   seal(ad: readonly Uint8Array[], plaintext: Uint8Array): SivSealed {

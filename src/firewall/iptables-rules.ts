@@ -185,17 +185,23 @@ export interface GrantListing {
 const KNOWN_MATCHES = new Set(['tcp', 'udp', 'comment']);
 const VALUE_OPTIONS = new Set(['-s', '-p', '--dport', '--comment', '-j']);
 
+/** Reads the options postern writes. Anything else ('!', other matches and options, a
+ *  repeated option) is skipped one word at a time and makes the rule not `plain`. */
 function readRule(words: readonly string[]): { values: Map<string, string>; plain: boolean } {
   const values = new Map<string, string>();
   let plain = true;
   for (let i = 0; i < words.length; i++) {
     const w = words[i] ?? '';
     const next = words[i + 1];
-    if (next === undefined) plain = false;
-    else if (w === '-m') plain = KNOWN_MATCHES.has(next) && plain;
-    else if (VALUE_OPTIONS.has(w) && !values.has(w)) values.set(w, next);
-    else plain = false;
-    i++;
+    if (w === '-m' && next !== undefined) {
+      plain = plain && KNOWN_MATCHES.has(next);
+      i++;
+    } else if (VALUE_OPTIONS.has(w) && next !== undefined && !values.has(w)) {
+      values.set(w, next);
+      i++;
+    } else {
+      plain = false;
+    }
   }
   return { values, plain };
 }
@@ -258,4 +264,37 @@ export function parseChainState(listing: string, names: ChainNames): ChainState 
     }
   }
   return { chains, inputJumps: jumps.INPUT, outputJumps: jumps.OUTPUT };
+}
+
+const jumpFix = (builtin: string, chain: string, at: readonly number[]): string[] =>
+  at.length === 1 && at[0] === 0
+    ? []
+    : [...at.map(() => `-D ${builtin} -j ${chain}`), `-I ${builtin} 1 -j ${chain}`];
+
+/** Restore lines for start: rebuild <P>-IN/<P>-OUT atomically, create <P>-GRANTS only when
+ *  missing (its rules belong to reconcile), and leave exactly one jump at position 1. */
+export function planStart(names: ChainNames, spec: GuardSpec, state: ChainState): string[] {
+  return [
+    declareChain(names.input),
+    declareChain(names.output),
+    ...(state.chains.has(names.grants) ? [] : [declareChain(names.grants)]),
+    ...guardRuleLines(names, spec),
+    ...jumpFix('INPUT', names.input, state.inputJumps),
+    ...jumpFix('OUTPUT', names.output, state.outputJumps),
+  ];
+}
+
+export function planUpdate(names: ChainNames, spec: GuardSpec): string[] {
+  return [declareChain(names.input), declareChain(names.output), ...guardRuleLines(names, spec)];
+}
+
+export function planStop(names: ChainNames, state: ChainState, keepGuarding: boolean): string[] {
+  if (keepGuarding) return state.chains.has(names.grants) ? [`-F ${names.grants}`] : [];
+  const ours = [names.input, names.output, names.grants].filter((c) => state.chains.has(c));
+  return [
+    ...state.inputJumps.map(() => `-D INPUT -j ${names.input}`),
+    ...state.outputJumps.map(() => `-D OUTPUT -j ${names.output}`),
+    ...ours.map((c) => `-F ${c}`),
+    ...ours.map((c) => `-X ${c}`),
+  ];
 }

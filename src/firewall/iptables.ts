@@ -27,8 +27,8 @@
 import type { Logger } from '../log/logger.ts';
 import type { Runner } from './exec.ts';
 import {
-  chainNames, checkGrant, checkGrantId, checkGuardSpec, declareChain, grantRuleLines, guardRuleLines,
-  listArgv, parseChainState, parseGrantListing, restoreArgv, restoreScript,
+  chainNames, checkGrant, checkGrantId, checkGuardSpec, grantRuleLines, listArgv, parseChainState,
+  parseGrantListing, planStart, planStop, planUpdate, restoreArgv, restoreScript,
 } from './iptables-rules.ts';
 import type { ChainNames, ChainState, GrantRule } from './iptables-rules.ts';
 import type { Family, FirewallBackend, Grant, GuardSpec, ReconcileReport } from './types.ts';
@@ -54,39 +54,6 @@ export interface IptablesBackendOptions {
   readonly binaries?: Partial<IptablesBinaries>;
   /** Chains are <prefix>-IN, <prefix>-GRANTS, <prefix>-OUT. Default POSTERN. */
   readonly chainPrefix?: string;
-}
-
-const jumpFix = (builtin: string, chain: string, at: readonly number[]): string[] =>
-  at.length === 1 && at[0] === 0
-    ? []
-    : [...at.map(() => `-D ${builtin} -j ${chain}`), `-I ${builtin} 1 -j ${chain}`];
-
-/** Restore lines for start: rebuild <P>-IN/<P>-OUT atomically, create <P>-GRANTS only when
- *  missing (its rules belong to reconcile), and leave exactly one jump at position 1. */
-export function planStart(names: ChainNames, spec: GuardSpec, state: ChainState): string[] {
-  return [
-    declareChain(names.input),
-    declareChain(names.output),
-    ...(state.chains.has(names.grants) ? [] : [declareChain(names.grants)]),
-    ...guardRuleLines(names, spec),
-    ...jumpFix('INPUT', names.input, state.inputJumps),
-    ...jumpFix('OUTPUT', names.output, state.outputJumps),
-  ];
-}
-
-export function planUpdate(names: ChainNames, spec: GuardSpec): string[] {
-  return [declareChain(names.input), declareChain(names.output), ...guardRuleLines(names, spec)];
-}
-
-export function planStop(names: ChainNames, state: ChainState, keepGuarding: boolean): string[] {
-  if (keepGuarding) return state.chains.has(names.grants) ? [`-F ${names.grants}`] : [];
-  const ours = [names.input, names.output, names.grants].filter((c) => state.chains.has(c));
-  return [
-    ...state.inputJumps.map(() => `-D INPUT -j ${names.input}`),
-    ...state.outputJumps.map(() => `-D OUTPUT -j ${names.output}`),
-    ...ours.map((c) => `-F ${c}`),
-    ...ours.map((c) => `-X ${c}`),
-  ];
 }
 
 export interface GrantPlan {

@@ -54,7 +54,7 @@ export function runCryptoBench(): CryptoBenchRow[] {
   for (const n of [16, 64, 128, 256]) {
     const m = msg(n);
     rows.push(measure(`Cmac.mac (${n} B)`, 2_000, () => mac.mac(m)));
-    rows.push(measure(`node-aes-cmac (${n} B)`, 200, () => aesCmac(k16, m, { returnAsBuffer: true })));
+    rows.push(measure(`node-aes-cmac (${n} B)`, 50, () => aesCmac(k16, m, { returnAsBuffer: true })));
   }
   rows.push(measure('PreparedSiv.open (80 B)', 2_000, () => prepared.open(tag, ciphertext)));
   rows.push(measure('AesSiv.open (80 B, AD per call)', 2_000, () => siv.open([keyId], tag, ciphertext)));

@@ -8,18 +8,19 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { createLab, labSkipReason } from '../lab/lab.ts';
+import { createLab, IP_BIN, labSkipReason } from '../lab/lab.ts';
 import type { Lab, LabHost } from '../lab/lab.ts';
 import { probeArgv, runProbe, tcpConnect, udpProbe } from '../lab/net-probe.ts';
 import type { TcpHoldResult, UdpFloodResult } from '../lab/net-probe.ts';
 
-const skip = labSkipReason();
+/** Skipped test by test (not the suite) so a run without root reports them as skipped. */
+const onlyInLab = { skip: labSkipReason() ?? false };
 const LAB_URL = new URL('../lab/lab.ts', import.meta.url).href;
 const CLOSED_PORT = 23;
 const SERVICE_PORT = 22;
 
 function namespacesOf(pid: number): string[] {
-  const text = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  const text = execFileSync(IP_BIN, ['netns', 'list'], { encoding: 'utf8' });
   return text.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`pst-${pid}-`));
 }
 
@@ -41,7 +42,7 @@ async function waitGone(pid: number): Promise<boolean> {
 }
 
 async function rxPackets(lab: Lab, host: LabHost): Promise<number> {
-  const { stdout } = await lab.exec(host, ['ip', '-j', '-s', 'link', 'show', host.ifname]);
+  const { stdout } = await lab.exec(host, [IP_BIN, '-j', '-s', 'link', 'show', host.ifname]);
   const [link] = JSON.parse(stdout) as [{ stats64: { rx: { packets: number } } }];
   return link.stats64.rx.packets;
 }
@@ -69,8 +70,8 @@ async function childLab(ending: string): Promise<{ code: number | null; signal: 
   return { code, signal, ...made };
 }
 
-describe('network-namespace lab', { skip: skip ?? false }, () => {
-  test('carries IPv4 and IPv6 between hosts, probes tell states apart, close cleans up', async (t) => {
+describe('network-namespace lab', () => {
+  test('carries IPv4 and IPv6 between hosts, probes tell states apart, close cleans up', onlyInLab, async (t) => {
     const t0 = performance.now();
     const lab = await createLab();
     const setupMs = performance.now() - t0;
@@ -99,7 +100,7 @@ describe('network-namespace lab', { skip: skip ?? false }, () => {
       assert.ok((await rxPackets(lab, lab.router)) - before >= 300, 'router saw the flood');
 
       // The segment is closed: only the on-link routes, nothing out of 198.18.0.0/24.
-      const routes = await lab.exec(lab.client, ['ip', '-4', 'route', 'show']);
+      const routes = await lab.exec(lab.client, [IP_BIN, '-4', 'route', 'show']);
       assert.equal(routes.stdout.trim(), '198.18.0.0/24 dev eth0 proto kernel scope link src 198.18.0.2');
 
       await lab.close();
@@ -113,7 +114,7 @@ describe('network-namespace lab', { skip: skip ?? false }, () => {
     }
   });
 
-  test('a test that throws midway still leaves nothing behind', async () => {
+  test('a test that throws midway still leaves nothing behind', onlyInLab, async () => {
     let lab: Lab | undefined;
     let pid = 0;
     await assert.rejects(async () => {
@@ -130,7 +131,7 @@ describe('network-namespace lab', { skip: skip ?? false }, () => {
   });
 
   for (const [name, ending] of [['process.exit(1)', 'process.exit(1);'], ['an uncaught error', "throw new Error('crash');"]] as const) {
-    test(`the exit hook cleans up after ${name}`, async () => {
+    test(`the exit hook cleans up after ${name}`, onlyInLab, async () => {
       const child = await childLab(ending);
       assert.equal(child.code, 1);
       assert.equal(child.ns.length, 4);
@@ -139,7 +140,7 @@ describe('network-namespace lab', { skip: skip ?? false }, () => {
     });
   }
 
-  test('createLab sweeps namespaces and processes left by a SIGKILLed run', async () => {
+  test('createLab sweeps namespaces and processes left by a SIGKILLed run', onlyInLab, async () => {
     const child = await childLab("process.kill(process.pid, 'SIGKILL');");
     assert.equal(child.signal, 'SIGKILL');
     const childPid = Number(/^pst-(\d+)-/.exec(child.ns[0] ?? '')?.[1]);

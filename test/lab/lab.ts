@@ -30,6 +30,7 @@
  */
 import { execFile, execFileSync, spawn as spawnChild } from 'node:child_process';
 import type { ChildProcess, ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 
 export type LabHostName = 'router' | 'client' | 'attacker';
@@ -95,6 +96,8 @@ const HOST_SYSCTLS = [
   'net/ipv4/icmp_ratelimit', 'net/ipv6/icmp/ratelimit',
   `net/ipv6/conf/${IFNAME}/dad_transmits`, `net/ipv6/conf/${IFNAME}/router_solicitations`,
 ].map((key) => `/proc/sys/${key}`);
+/** iproute2's `ip`, found even when PATH lacks the sbin directories (a non-login root shell). */
+export const IP_BIN = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
 const IP_TIMEOUT_MS = 10_000;
 const EXEC_TIMEOUT_MS = 30_000;
 const KILL_GRACE_MS = 1_000;
@@ -114,7 +117,7 @@ let hooksInstalled = false;
 export function labSkipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
   try {
-    execFileSync('ip', ['-V'], { stdio: 'ignore', timeout: IP_TIMEOUT_MS });
+    execFileSync(IP_BIN, ['-V'], { stdio: 'ignore', timeout: IP_TIMEOUT_MS });
   } catch {
     return 'needs iproute2';
   }
@@ -150,7 +153,7 @@ export async function createLab(opts: { tag?: string } = {}): Promise<Lab> {
 /** Runs `ip` with optional batch input; rejects with the command, its input and stderr. */
 function runIp(args: readonly string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('ip', args, { timeout: IP_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
+    const child = execFile(IP_BIN, args, { timeout: IP_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
       if (err === null) return resolve(stdout);
       const batch = input === undefined ? '' : `\n  batch input:\n${input.replace(/^/gm, '    ')}`;
       reject(new Error(`lab: \`ip ${args.join(' ')}\` failed (${err.message.split('\n')[0]}): ${stderr.trim()}${batch}`));
@@ -201,7 +204,7 @@ function startIn(state: LabState, ns: string, argv: readonly string[], env: Node
   if (argv.length === 0) throw new Error('lab: empty argv');
   // detached: the child leads its own process group (ip netns exec execs in place, so the
   // group id is child.pid) and the group can be killed as a whole.
-  const child = spawnChild('ip', ['netns', 'exec', ns, ...argv], { detached: true, stdio: 'pipe', env: env ?? process.env });
+  const child = spawnChild(IP_BIN, ['netns', 'exec', ns, ...argv], { detached: true, stdio: 'pipe', env: env ?? process.env });
   if (child.pid === undefined) throw new Error(`lab: could not start ${argv.join(' ')} in ${ns}`);
   state.procs.add(child);
   child.once('exit', () => state.procs.delete(child));
@@ -330,7 +333,7 @@ async function deleteNamespaces(namespaces: readonly string[]): Promise<void> {
   const ours = namespaces.filter((ns) => existing.has(ns));
   if (ours.length === 0) return;
   const pidLists = await Promise.all(ours.map((ns) => runIp(['netns', 'pids', ns]).catch(() => '')));
-//X
+  for (const pid of pidLists.flatMap(parsePids)) killPid(pid);
   await runIp(['-force', '-batch', '-'], lines(ours.map((ns) => `netns del ${ns}`))).catch(() => undefined);
   const left = (await listNamespaces()).filter((ns) => ours.includes(ns));
   if (left.length > 0) throw new Error(`lab: namespaces left after delete: ${left.join(' ')}`);
@@ -386,7 +389,7 @@ function cleanupSync(): void {
     for (const c of state.procs) if (isRunning(c)) killGroup(c, 'SIGKILL');
     for (const ns of state.namespaces) {
       try {
-        const text = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: IP_TIMEOUT_MS });
+        const text = execFileSync(IP_BIN, ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: IP_TIMEOUT_MS });
         for (const pid of parsePids(text)) killPid(pid);
       } catch {
         // namespace already gone
@@ -394,7 +397,7 @@ function cleanupSync(): void {
     }
     try {
       const input = lines(state.namespaces.map((ns) => `netns del ${ns}`));
-      execFileSync('ip', ['-force', '-batch', '-'], { input, stdio: ['pipe', 'ignore', 'ignore'], timeout: IP_TIMEOUT_MS });
+      execFileSync(IP_BIN, ['-force', '-batch', '-'], { input, stdio: ['pipe', 'ignore', 'ignore'], timeout: IP_TIMEOUT_MS });
     } catch {
       // -force reports namespaces that were already deleted; nothing more to do at exit
     }

@@ -245,6 +245,7 @@ const REASON_FIXTURES: Record<FrameReason, ReadonlyArray<readonly [string, () =>
   ],
   bad_ext_header: [
     ['Hop-by-Hop after another header', () => decodeIPv6(v6('00 18', '3c', PAD_EXT('00'), PAD_EXT('11'), UDP_8))],
+    ['extension header expected but the packet ends at 40 bytes', () => decodeIPv6(v6('00 00', '3c'))],
     ['extension header cut off by payload length', () => decodeIPv6(v6('00 04', '3c', PAD_EXT('11')))],
     ['extension length past payload length', () => decodeIPv6(v6('00 10', '3c', '11 02 00 00 00 00 00 00', UDP_8))],
     ['jumbogram: payload length 0', () => decodeIPv6(v6('00 00', '00', 'c2 04 00 01 00 00', '00 00', UDP_8))],

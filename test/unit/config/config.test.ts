@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { validateConfig } from '../../../src/config/load.ts';
+import { DEFAULT_SPA_PORT } from '../../../src/config/schema.ts';
+import { Credential } from '../../../src/spa/credential.ts';
+
+const cred = (n: number) => new Credential(n, Buffer.alloc(32, n)).encode();
+
+const minimal = {
+  device: 'edge-1',
+  guarded: ['tcp/22'],
+  keys: [{ name: 'alice', credential: cred(1), services: ['tcp/22'] }],
+};
+
+test('a minimal config gets the documented defaults', () => {
+  const r = validateConfig(minimal);
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  const c = r.config;
+  assert.equal(c.raw.spa.port, DEFAULT_SPA_PORT);
+  assert.equal(c.raw.spa.window_s, 90);
+  assert.equal(c.raw.spa.clock, 'auto');
+  assert.equal(c.raw.spa.replay_ring, 4096);
+  assert.equal(c.raw.firewall.backend, 'iptables');
+  const k = c.keys[0]!;
+  assert.equal(k.defaultDurationS, 60);
+  assert.equal(k.maxDurationS, 600);
+  assert.equal(k.requireSourceAddress, true);
+  assert.deepEqual(k.services, [{ proto: 'tcp', port: 22 }]);
+  assert.ok(Object.isFrozen(c));
+});
+
+test('every error is listed, with path and value, and secrets are never quoted', () => {
+  const bad = {
+    device: 'bad name!',
+    guarded: ['tcp/22', 'tcp/99999', 'icmp/1'],
+    spa: { port: 70000, window_s: 1, clock: 'sometimes' },
+    keys: [
+      { name: 'a', credential: 'postern1:short-secret-material', services: ['tcp/443'], default_duration_s: 900, max_duration_s: 60 },
+      { name: 'a', credential: cred(2), services: ['tcp/22'], allowed_addresses: ['10.0.0.0/33'] },
+      { name: 'b', credential: cred(2), services: ['tcp/22'] },
+    ],
+    firewall: { backend: 'pf' },
+    surprise: true,
+  };
+  const r = validateConfig(bad);
+  assert.ok(!r.ok);
+  const text = r.errors.join('\n');
+  for (const path of ['/device', '/guarded/2', '/spa/port', '/spa/window_s', '/spa/clock', '/firewall/backend']) {
+    assert.ok(r.errors.some((e) => e.startsWith(path)), `missing error for ${path}:\n${text}`);
+  }
+  assert.ok(r.errors.some((e) => e.includes('surprise')), text);
+  assert.ok(r.errors.length >= 7, text);
+  assert.ok(!text.includes('short-secret-material'), 'a credential is never echoed');
+});
+
+test('cross-field errors are all reported together', () => {
+  const r = validateConfig({
+    device: 'edge-1', guarded: ['tcp/22', 'tcp/99999', `udp/${DEFAULT_SPA_PORT}`],
+    keys: [
+      { name: 'a', credential: 'postern1:short-secret-material', services: ['tcp/443'], default_duration_s: 900, max_duration_s: 60 },
+      { name: 'a', credential: cred(2), services: ['tcp/22'], allowed_addresses: ['10.0.0.0/33'] },
+      { name: 'b', credential: cred(2), services: ['tcp/22'] },
+    ],
+  });
+  assert.ok(!r.ok);
+  const text = r.errors.join('\n');
+  for (const needle of ['/guarded/1', '/spa/port', '/keys/0/credential', '/keys/0/services/0: tcp/443 is not a guarded service',
+    '/keys/0/default_duration_s', '/keys/1/allowed_addresses/0', 'duplicate key name "a"', 'share key id 00000002']) {
+    assert.ok(text.includes(needle), `missing ${needle}:\n${text}`);
+  }
+  assert.ok(!text.includes('short-secret-material'));
+});
+
+test('docs/config.md: the complete example validates', () => {
+  const doc = readFileSync(new URL('../../../docs/config.md', import.meta.url), 'utf8');
+  const example = /```json\n([\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(example, 'docs/config.md has a json example');
+  const r = validateConfig(JSON.parse(example));
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  // Every top-level and section key the schema knows is documented.
+  for (const k of ['device', 'log_level', 'guarded', 'spa', 'keys', 'firewall', 'window_s', 'clock', 'replay_ring',
+    'require_source_address', 'allowed_addresses', 'max_duration_s', 'default_duration_s', 'keep_guarding_on_exit', 'reconcile_interval_s']) {
+    assert.match(doc, new RegExp(`[\`.]${k}[\`.\\[]`), `docs/config.md documents ${k}`);
+  }
+});
