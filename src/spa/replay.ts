@@ -108,7 +108,7 @@ export class ReplayGuard {
     }
     return this.#ring.removeWhere((keyId, ts) => {
       const hw = this.#highwaters.get(keyId);
-      return hw !== undefined && ts <= hw - this.windowMs;
+      return hw !== undefined && ts <= hw;
     });
   }
 
@@ -151,7 +151,7 @@ export class ReplayGuard {
     if (!parsed.ok) return parsed;
     const s = parsed.value;
     const guard = new ReplayGuard({ capacity: s.capacity, windowMs: s.windowMs, ...opts });
-
+    for (const f of s.floors) guard.#raiseFloor(f.keyId, f.tsMs);
     for (const h of s.highwaters) guard.#raiseHighwater(h.keyId, h.tsMs);
     for (const f of s.floors) guard.#raiseHighwater(f.keyId, f.tsMs);
     for (const e of s.entries) {

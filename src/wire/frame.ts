@@ -142,7 +142,7 @@ function findUpperLayer(buf: Buffer, end: number): Decoded<{ proto: number; offs
     if (next === IPPROTO_UDP || next === IPPROTO_TCP) return ok({ proto: next, offset });
     if (next === IPPROTO_FRAGMENT) return fail('fragment');
     // RFC 8200 §4.1: Hop-by-Hop Options may only follow the fixed header directly.
-    
+    if (next === IPPROTO_HOPOPTS && seen > 0) return fail('bad_ext_header');
     if (next !== IPPROTO_HOPOPTS && next !== IPPROTO_ROUTING && next !== IPPROTO_DSTOPTS) {
       return fail('unsupported_proto');
     }
