@@ -106,7 +106,7 @@ bundle() {
   local externals=()
   for m in "${NATIVE_EXTERNALS[@]}"; do externals+=("--external:$m"); done
   # ESM output; the banner gives bundled CommonJS dependencies a real require().
-  node node_modules/esbuild/bin/esbuild src/main.ts --bundle --platform=node --target=node22 \
+  node_modules/.bin/esbuild src/main.ts --bundle --platform=node --target=node22 \
     --format=esm --minify --legal-comments=none --log-level=warning "${externals[@]}" \
     --define:POSTERN_VERSION="\"$(sed -n 's/^  "version": "\([^"]*\)".*/\1/p' package.json)\"" \
     --banner:js='#!/usr/bin/env node

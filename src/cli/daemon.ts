@@ -45,6 +45,9 @@ async function run(args: string[]): Promise<number> {
     makeBackend: (c) => makeBackend(c, logger.child('firewall'), dryRun),
     makeCapture: (c) => makeCapture(c, logger.child('capture')),
   });
+  // Handlers go in before start(): a signal during start-up must not kill the process
+  // with rules half-installed (Node's default action for SIGHUP/SIGTERM is to exit).
+  const exited = handleSignals(daemon, logger);
   try {
     await daemon.start();
   } catch (err) {
@@ -53,10 +56,10 @@ async function run(args: string[]): Promise<number> {
     await daemon.stop().catch(() => undefined);
     return EXIT_FAIL;
   }
-  return waitForSignals(daemon, logger);
+  return exited;
 }
 
-function waitForSignals(daemon: Daemon, logger: ReturnType<typeof createLogger>): Promise<number> {
+function handleSignals(daemon: Daemon, logger: ReturnType<typeof createLogger>): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (code: number) => {

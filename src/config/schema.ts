@@ -42,6 +42,10 @@ export const FirewallSchema = Type.Object({
   ip6tables_restore: Type.String({ minLength: 1, default: 'ip6tables-restore' }),
 }, { additionalProperties: false, default: {} });
 
+export const StateSchema = Type.Object({
+  database: Type.String({ minLength: 1, default: '/var/lib/postern/state.db', description: 'SQLite file, or :memory:' }),
+}, { additionalProperties: false, default: {} });
+
 export const ConfigSchema = Type.Object({
   device: Name,
   log_level: Type.Union(
@@ -52,6 +56,7 @@ export const ConfigSchema = Type.Object({
   spa: SpaSchema,
   keys: Type.Array(KeySchema, { maxItems: 1024 }),
   firewall: FirewallSchema,
+  state: StateSchema,
 }, { additionalProperties: false });
 
 export type RawConfig = Static<typeof ConfigSchema>;

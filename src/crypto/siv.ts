@@ -148,7 +148,9 @@ export class AesSiv {
 
   /** Precompute S2V over a fixed AD vector (at most SIV_MAX_AD strings, else RangeError). */
   prepare(ad: readonly Uint8Array[]): PreparedSiv {
-    if (ad.length > SIV_MAX_AD) throw new RangeError(`AES-SIV takes at most ${SIV_MAX_AD} AD strings`);
+    if (ad.length > SIV_MAX_AD) {
+      throw new RangeError(`AES-SIV takes at most ${SIV_MAX_AD} AD strings, got ${ad.length}`);
+    }
     return new PreparedAesSiv(this.#mac, this.#ecb, s2vChain(this.#mac, ad));
   }
 

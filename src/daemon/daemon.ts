@@ -18,6 +18,7 @@ import { keyIdHex } from '../spa/credential.ts';
 import type { KeyConfig } from '../config/load.ts';
 import type { Frame } from '../wire/frame.ts';
 import type { PacketSource } from '../capture/raw.ts';
+import { ReplayStore, type AcceptedPacket } from '../store/replay-store.ts';
 
 export interface DaemonDeps {
   readonly configPath: string;
@@ -55,6 +56,8 @@ export class Daemon {
   #capture: PacketSource | undefined;
   #grants: GrantManager | undefined;
   #replay: ReplayGuard | undefined;
+  #store: ReplayStore | undefined;
+  #started = false;
   #aggregator: FailureAggregator;
   #timers: Cancel[] = [];
   #log: Logger;
@@ -81,7 +84,7 @@ export class Daemon {
     if (!loaded.ok) throw new ConfigError(loaded.errors);
     const { config } = loaded;
     this.#active = activate(config);
-    this.#replay = new ReplayGuard({ capacity: config.raw.spa.replay_ring, windowMs: config.raw.spa.window_s * 1000 });
+    this.#replay = this.#openState(config);
     this.#backend = this.#deps.makeBackend(config);
     this.#grants = new GrantManager({ backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'), maxGrants: MAX_GRANTS });
     await this.#backend.start(guardSpec(config));
@@ -89,10 +92,39 @@ export class Daemon {
     await this.#grants.reconcile();
     await this.#startCapture(config);
     this.#startTimers(config);
+    this.#started = true;
     this.#log.info('postern started', {
       device: config.device, backend: this.#backend.name, spa_port: config.raw.spa.port,
       keys: config.keys.length, guarded: config.raw.guarded.join(','), clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
     });
+  }
+
+  /** Replay state from the database; if it cannot be used, keep guarding from memory and
+   *  say so loudly (DESIGN.md "State"). */
+  #openState(config: Config): ReplayGuard {
+    const opts = { capacity: config.raw.spa.replay_ring, windowMs: config.raw.spa.window_s * 1000 };
+    const path = config.raw.state.database;
+    try {
+      this.#store = ReplayStore.open(path);
+      const restored = ReplayGuard.restore(this.#store.load(opts.capacity, opts.windowMs), opts);
+      if (restored.ok) return restored.value;
+      this.#log.error('stored replay state unreadable; starting empty', { reason: restored.reason, database: path });
+    } catch (err) {
+      this.#store = undefined;
+      this.#log.error('state database unusable: replay state is memory-only until restart', { database: path, error: String(err) });
+    }
+    return new ReplayGuard(opts);
+  }
+
+  /** Persist an accepted packet before anything is granted for it. */
+  #persist(accepted: AcceptedPacket): void {
+    if (!this.#store) return;
+    try {
+      this.#store.recordAccept(accepted, this.#active?.config.raw.spa.replay_ring ?? 4096);
+    } catch (err) {
+      this.#log.error('state database write failed: replay state is memory-only until restart', { error: String(err) });
+      this.#store = undefined;
+    }
   }
 
   async #startCapture(config: Config): Promise<void> {
@@ -131,6 +163,7 @@ export class Daemon {
   }
 
   #act(d: SpaDecision, source: string): void {
+    if (d.accepted) this.#persist(d.accepted);
     if (d.kind === 'drop') {
       this.counters.drop(d.reason);
       this.#aggregator.record(d.reason, source, d.key);
@@ -166,6 +199,7 @@ export class Daemon {
 
   /** SIGHUP: apply a new config only if it is entirely valid. */
   async reload(): Promise<boolean> {
+    if (!this.#started) return false;
     const loaded = loadConfigFile(this.#deps.configPath);
     if (!loaded.ok) {
       for (const e of loaded.errors) this.#log.error('reload refused: config error', { error: e });
@@ -193,6 +227,8 @@ export class Daemon {
     await this.#grants?.stop();
     const keep = this.#active?.config.raw.firewall.keep_guarding_on_exit ?? false;
     await this.#backend?.stop({ keepGuarding: keep });
+    this.#store?.close();
+    this.#store = undefined;
     this.#log.info('postern stopped', { ...this.counters.snapshot(), kept_guarding: keep });
   }
 }

@@ -7,6 +7,7 @@
 
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
+import { systemClock } from '../platform/clock.ts';
 
 export interface RunResult {
   /** Exit code; when the process was killed by a signal, 128 + signal number (shell convention). */
@@ -39,52 +40,69 @@ function exitCode(code: number | null, signal: NodeJS.Signals | null): number {
   return signal === null ? SIGKILL_CODE : 128 + constants.signals[signal];
 }
 
-export const spawnRunner: Runner = (argv, opts = {}) =>
-  new Promise<RunResult>((resolve, reject) => {
-    const [file, ...args] = argv;
-    if (file === undefined || file === '') {
-      reject(new Error('spawnRunner: empty argv'));
-      return;
+export const spawnRunner: Runner = (argv, opts = {}) => {
+  const [file, ...args] = argv;
+  if (file === undefined || file === '') return Promise.reject(new Error('spawnRunner: empty argv'));
+  return new Promise<RunResult>((resolve, reject) => supervise(file, args, opts, { resolve, reject }));
+};
+
+interface Settle {
+  resolve(r: RunResult): void;
+  reject(err: Error): void;
+}
+
+/** Collects both streams; past MAX_OUTPUT_CHARS it calls `overflow` once. */
+function collector(overflow: () => void) {
+  const out = { stdout: '', stderr: '', overflowed: false };
+  const add = (key: 'stdout' | 'stderr') => (chunk: string) => {
+    if (out.overflowed) return;
+    out[key] += chunk;
+    if (!out.overflowed && out.stdout.length + out.stderr.length > MAX_OUTPUT_CHARS) {
+      out.overflowed = true;
+      overflow();
     }
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const child = spawn(file, args, {
-      shell: false,
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      timeout: timeoutMs,
-      killSignal: 'SIGKILL',
-    });
-    let stdout = '';
-    let stderr = '';
-    let note = '';
-    let settled = false;
-    const collect = (chunk: string, into: 'out' | 'err') => {
-      if (into === 'out') stdout += chunk;
-      else stderr += chunk;
-      if (stdout.length + stderr.length > MAX_OUTPUT_CHARS && note === '') {
-        note = `\n${file}: output exceeded ${MAX_OUTPUT_CHARS} characters; killed`;
-        child.kill('SIGKILL');
-      }
-    };
-    child.stdout?.setEncoding('utf8').on('data', (c: string) => collect(c, 'out'));
-    child.stderr?.setEncoding('utf8').on('data', (c: string) => collect(c, 'err'));
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      // 'error' without a pid means the binary never started (ENOENT, EACCES).
-      if (settled || child.pid !== undefined) return;
-      settled = true;
-      reject(new Error(`cannot run ${file}: ${err.code ?? err.message}`));
-    });
-    child.on('close', (code, signal) => {
-      if (settled) return;
-      settled = true;
-      if (signal === 'SIGKILL' && note === '') note = `\n${file}: killed (timeout ${timeoutMs} ms)`;
-      resolve({ code: exitCode(code, signal), stdout, stderr: stderr + note });
-    });
-    if (child.stdin !== null) {
-      // A child that exits without reading stdin gives EPIPE; its exit code tells the story.
-      child.stdin.on('error', () => {});
-      child.stdin.end(opts.input);
-    }
+  };
+  return { out, onStdout: add('stdout'), onStderr: add('stderr') };
+}
+
+function supervise(file: string, args: string[], opts: RunOptions, settle: Settle): void {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const child = spawn(file, args, { shell: false, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  // Our own timer rather than spawn's `timeout` option: Node leaves that one armed when
+  // the binary cannot be spawned, holding the event loop open for the whole timeout.
+  let timedOut = false;
+  const cancelTimer = systemClock.schedule(timeoutMs, () => {
+    timedOut = true;
+    child.kill('SIGKILL');
   });
+  const { out, onStdout, onStderr } = collector(() => child.kill('SIGKILL'));
+  child.stdout?.setEncoding('utf8').on('data', onStdout);
+  child.stderr?.setEncoding('utf8').on('data', onStderr);
+  let settled = false;
+  child.on('error', (err: NodeJS.ErrnoException) => {
+    // 'error' without a pid means the binary never started (ENOENT, EACCES).
+    if (settled || child.pid !== undefined) return;
+    settled = true;
+    cancelTimer();
+    settle.reject(new Error(`cannot run ${file}: ${err.code ?? err.message}`));
+  });
+  child.on('close', (code, signal) => {
+    if (settled) return;
+    settled = true;
+    cancelTimer();
+    let note = '';
+    if (out.overflowed) note = `\n${file}: output exceeded ${MAX_OUTPUT_CHARS} characters; killed`;
+    else if (timedOut) note = `\n${file}: killed (timeout ${timeoutMs} ms)`;
+    // Output cut short is a failure even if the child managed to exit 0 first.
+    const status = out.overflowed ? SIGKILL_CODE : exitCode(code, signal);
+    settle.resolve({ code: status, stdout: out.stdout, stderr: out.stderr + note });
+  });
+  if (child.stdin !== null) {
+    // A child that exits without reading stdin gives EPIPE; its exit code tells the story.
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input);
+  }
+}
 
 /** Runs every command under a prefix, e.g. ['ip', 'netns', 'exec', ns] in tests. */
 export function prefixRunner(prefix: readonly string[], inner: Runner): Runner {

@@ -30,7 +30,7 @@ import {
   chainNames, checkGrant, checkGrantId, checkGuardSpec, grantRuleLines, listArgv, parseChainState,
   parseGrantListing, planStart, planStop, planUpdate, restoreArgv, restoreScript,
 } from './iptables-rules.ts';
-import type { ChainNames, ChainState, GrantRule } from './iptables-rules.ts';
+import type { ChainNames, ChainState, GrantListing, GrantRule } from './iptables-rules.ts';
 import type { Family, FirewallBackend, Grant, GuardSpec, ReconcileReport } from './types.ts';
 
 export interface IptablesBinaries {
@@ -92,6 +92,10 @@ export interface ReconcilePlan extends ReconcileReport {
   readonly invalid: readonly string[];
 }
 
+/** Reconcile for one family: the tagged rules become exactly those of the live grants that
+ *  have not expired at nowMs. `removed` lists ids that lost all standing (expired, unknown,
+ *  invalid); a live grant whose rules carried a stale expiry is re-added and listed in
+ *  `restored` only. Untagged rules are out of scope and stay. */
 export function planReconcile(
   names: ChainNames, family: Family, existing: readonly GrantRule[], live: readonly Grant[], nowMs: number,
 ): ReconcilePlan {
@@ -152,23 +156,28 @@ export class IptablesBackend implements FirewallBackend {
 
   reconcile(live: readonly Grant[], nowMs: number): Promise<ReconcileReport> {
     return this.#serial(async () => {
-      const removed: string[] = [];
-      const restored: string[] = [];
+      // Sets: an unknown id can have rules in both families; report it once.
+      const removed = new Set<string>();
+      const restored = new Set<string>();
       for (const f of this.#families()) {
-        const plan = planReconcile(this.#names, f, await this.#listGrants(f), live, nowMs);
+        const listing = await this.#listGrants(f);
+        if (listing.foreign.length > 0) {
+          this.#log.warn('untagged rules in grants chain left alone', { family: f, count: listing.foreign.length });
+        }
+        const plan = planReconcile(this.#names, f, listing.rules, live, nowMs);
         await this.#restore(f, plan.lines);
         if (plan.invalid.length > 0) this.#log.error('invalid live grants removed', { ids: plan.invalid.join(',') });
         const kept = live.filter((g) => g.family === f && g.expiresAtMs > nowMs && !plan.invalid.includes(g.id));
         this.#installed[f] = new Set(kept.map((g) => g.id));
-        removed.push(...plan.removed);
-        restored.push(...plan.restored);
+        plan.removed.forEach((id) => removed.add(id));
+        plan.restored.forEach((id) => restored.add(id));
       }
       const lost = live.filter((g) => g.family === 6 && g.expiresAtMs > nowMs && !this.#ipv6).length;
       if (lost > 0) this.#log.warn('IPv6 grants not applied: ip6tables unusable', { count: lost });
-      if (removed.length + restored.length > 0) {
-        this.#log.info('reconciled', { removed: removed.join(','), restored: restored.join(',') });
+      if (removed.size + restored.size > 0) {
+        this.#log.info('reconciled', { removed: [...removed].join(','), restored: [...restored].join(',') });
       }
-      return { removed, restored };
+      return { removed: [...removed], restored: [...restored] };
     });
   }
 
@@ -191,8 +200,8 @@ export class IptablesBackend implements FirewallBackend {
     checkGrantId(grant);
     return this.#serial(async () => {
       if (grant.family === 6 && !this.#ipv6) return;
-      const existing = await this.#listGrants(grant.family);
-      const plan = planGrants(this.#names, existing, [], (r) => r.grantId === grant.id);
+      const { rules } = await this.#listGrants(grant.family);
+      const plan = planGrants(this.#names, rules, [], (r) => r.grantId === grant.id);
       await this.#restore(grant.family, plan.lines);
       this.#installed[grant.family].delete(grant.id);
     });
@@ -212,8 +221,10 @@ export class IptablesBackend implements FirewallBackend {
   async #replace(grant: Grant, previous: Grant): Promise<void> {
     const ids = new Set([grant.id, previous.id]);
     for (const f of new Set([grant.family, previous.family])) {
+      if (f === 6 && !this.#ipv6) continue; // no IPv6 rules can exist
       const desired = f === grant.family ? [grant] : [];
-      const plan = planGrants(this.#names, await this.#listGrants(f), desired, (r) => ids.has(r.grantId));
+      const { rules } = await this.#listGrants(f);
+      const plan = planGrants(this.#names, rules, desired, (r) => ids.has(r.grantId));
       await this.#restore(f, plan.lines);
     }
     if (previous.id !== grant.id) this.#installed[previous.family].delete(previous.id);
@@ -271,15 +282,11 @@ export class IptablesBackend implements FirewallBackend {
     return null;
   }
 
-  async #listGrants(f: Family): Promise<readonly GrantRule[]> {
+  async #listGrants(f: Family): Promise<GrantListing> {
     const argv = listArgv(this.#bin(f).list, this.#names.grants);
     const r = await this.#exec(argv);
     if (r.code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
-    const listing = parseGrantListing(r.stdout, f, this.#names.grants);
-    if (listing.foreign.length > 0) {
-      this.#log.warn('untagged rules in grants chain left alone', { family: f, count: listing.foreign.length });
-    }
-    return listing.rules;
+    return parseGrantListing(r.stdout, f, this.#names.grants);
   }
 
   async #restore(f: Family, lines: readonly string[]): Promise<void> {

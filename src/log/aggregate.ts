@@ -35,7 +35,7 @@ export class FailureAggregator {
   }
 
   record(reason: string, source: string, key?: string): void {
-    const id = `${reason}|${source}`;
+    const id = `${reason}|${source}|${key ?? ""}`;
     const entry = this.#counts.get(id);
     if (entry) {
       entry.repeats++;

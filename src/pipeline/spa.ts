@@ -8,6 +8,8 @@
 import type { KeyConfig } from '../config/load.ts';
 import { decideOpen, type GrantPlan } from '../policy/decide.ts';
 import type { ReplayGuard } from '../spa/replay.ts';
+import { TRUNCATED_TAG_SIZE } from '../spa/replay-ring.ts';
+import type { AcceptedPacket } from '../store/replay-store.ts';
 import { openEnvelope, splitPacket, type KeyTable } from '../spa/packet.ts';
 import type { DropReason } from './reasons.ts';
 import { canonicalAddress } from '../wire/address.ts';
@@ -22,11 +24,13 @@ export interface SpaContext {
 }
 
 export type SpaDecision =
-  | { readonly kind: 'drop'; readonly reason: DropReason; readonly key?: string }
-  | { readonly kind: 'open'; readonly key: KeyConfig; readonly plan: GrantPlan }
-  | { readonly kind: 'close'; readonly key: KeyConfig; readonly address: string };
+  | { readonly kind: 'drop'; readonly reason: DropReason; readonly key?: string; readonly accepted?: AcceptedPacket }
+  | { readonly kind: 'open'; readonly key: KeyConfig; readonly plan: GrantPlan; readonly accepted: AcceptedPacket }
+  | { readonly kind: 'close'; readonly key: KeyConfig; readonly address: string; readonly accepted: AcceptedPacket };
 
-const drop = (reason: DropReason, key?: string): SpaDecision => (key === undefined ? { kind: 'drop', reason } : { kind: 'drop', reason, key });
+function drop(reason: DropReason, key?: string, accepted?: AcceptedPacket): SpaDecision {
+  return { kind: 'drop', reason, ...(key !== undefined && { key }), ...(accepted && { accepted }) };
+}
 
 export function decideSpa(payload: Buffer, source: string, ctx: SpaContext): SpaDecision {
   const env = splitPacket(payload, ctx.keys);
@@ -40,14 +44,17 @@ export function decideSpa(payload: Buffer, source: string, ctx: SpaContext): Spa
   const fresh = ctx.replay.check(key.keyId, tag, message.timestampMs, ctx.nowMs, ctx.clockTrusted);
   if (fresh !== 'fresh') return drop(fresh, key.name);
   ctx.replay.commit(key.keyId, tag, message.timestampMs, ctx.nowMs, ctx.clockTrusted);
+  const accepted: AcceptedPacket = {
+    keyId: key.keyId, tag: tag.subarray(0, TRUNCATED_TAG_SIZE).toString('hex'), tsMs: message.timestampMs,
+  };
   const keyConfig = ctx.keyConfigs.get(key.keyId);
-  if (!keyConfig) return drop('unknown_key');
+  if (!keyConfig) return drop('unknown_key', undefined, accepted);
   if (message.type === 'close') {
     const address = message.address === undefined ? source : canonicalAddress(message.address);
-    if (address !== source && keyConfig.requireSourceAddress) return drop('denied_address', key.name);
-    return { kind: 'close', key: keyConfig, address: address ?? source };
+    if (address !== source && keyConfig.requireSourceAddress) return drop('denied_address', key.name, accepted);
+    return { kind: 'close', key: keyConfig, address: address ?? source, accepted };
   }
   const plan = decideOpen(message, keyConfig, source);
-  if (!plan.ok) return drop(plan.reason, key.name);
-  return { kind: 'open', key: keyConfig, plan: plan.value };
+  if (!plan.ok) return drop(plan.reason, key.name, accepted);
+  return { kind: 'open', key: keyConfig, plan: plan.value, accepted };
 }

@@ -108,7 +108,7 @@ export class ReplayGuard {
     }
     return this.#ring.removeWhere((keyId, ts) => {
       const hw = this.#highwaters.get(keyId);
-      return hw !== undefined && ts <= hw;
+      return hw !== undefined && ts <= hw - this.windowMs;
     });
   }
 

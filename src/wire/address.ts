@@ -9,6 +9,7 @@
 //     Both return '' when the range is out of bounds (callers check lengths first; '' is also
 //     the frame decoder's "unknown address" marker), so they never throw.
 //   parseAddress(text)       strict textual address -> { family, bytes } | 'bad_address'
+//   formatAddress(addr)      canonical text of a parsed Address
 //   canonicalAddress(text)   parse then format; undefined when the text is not an address
 //   parseCidr(text)          'addr/prefix' or a bare address (host prefix) -> Cidr | 'bad_cidr'
 //   cidrContains(cidr, text) true iff text is an address of the cidr's family inside it
@@ -60,13 +61,22 @@ export function formatIPv4(bytes: Uint8Array, off: number): string {
 export function formatIPv6(bytes: Uint8Array, off: number): string {
   if (!inBounds(bytes, off, IPV6_ADDR_LEN)) return '';
   if (isV4Mapped(bytes, off)) return '::ffff:' + formatIPv4(bytes, off + V4_MAPPED_PREFIX.length);
-  const groups: string[] = [];
+  const groups: number[] = [];
   for (let i = 0; i < IPV6_GROUPS; i++) {
-    groups.push((((bytes[off + 2 * i] ?? 0) << BYTE_BITS) | (bytes[off + 2 * i + 1] ?? 0)).toString(16));
+    groups.push(((bytes[off + 2 * i] ?? 0) << BYTE_BITS) | (bytes[off + 2 * i + 1] ?? 0));
   }
   const run = longestZeroRun(groups);
-  if (run.length < MIN_ZERO_RUN) return groups.join(':');
-  return groups.slice(0, run.start).join(':') + '::' + groups.slice(run.start + run.length).join(':');
+  let text = '';
+  for (let i = 0; i < IPV6_GROUPS; i++) {
+    if (run.length >= MIN_ZERO_RUN && i >= run.start && i < run.start + run.length) {
+      if (i === run.start) text += '::';
+      continue;
+    }
+    // A separator goes before every group except the first and the one right after "::".
+    if (i > 0 && !text.endsWith(':')) text += ':';
+    text += (groups[i] ?? 0).toString(16);
+  }
+  return text;
 }
 
 function inBounds(bytes: Uint8Array, off: number, len: number): boolean {
@@ -79,11 +89,11 @@ function isV4Mapped(bytes: Uint8Array, off: number): boolean {
 }
 
 /** RFC 5952 §4.2.3: compress the longest run of zero groups; the first one on a tie. */
-function longestZeroRun(groups: readonly string[]): { start: number; length: number } {
+function longestZeroRun(groups: readonly number[]): { start: number; length: number } {
   let best = { start: 0, length: 0 };
   let start = -1;
   for (let i = 0; i <= groups.length; i++) {
-    if (i < groups.length && groups[i] === '0') {
+    if (i < groups.length && groups[i] === 0) {
       if (start < 0) start = i;
     } else if (start >= 0) {
       if (i - start > best.length) best = { start, length: i - start };
@@ -106,7 +116,8 @@ export function canonicalAddress(text: string): string | undefined {
   return formatAddress(parsed.value);
 }
 
-function formatAddress(addr: Address): string {
+/** Canonical text of a parsed address (formatIPv4 / formatIPv6 at offset 0). */
+export function formatAddress(addr: Address): string {
   return addr.family === 4 ? formatIPv4(addr.bytes, 0) : formatIPv6(addr.bytes, 0);
 }
 

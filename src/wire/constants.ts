@@ -56,6 +56,7 @@ export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 export const IPPROTO_ROUTING = 43;
 export const IPPROTO_FRAGMENT = 44;
+// ESP, AH and No Next Header are named because frame.ts refuses them (unsupported_proto).
 export const IPPROTO_ESP = 50;
 export const IPPROTO_AH = 51;
 export const IPPROTO_NONE = 59;
@@ -87,6 +88,3 @@ export const TCP_ACK = 0x10;
 export const TCP_URG = 0x20;
 export const TCP_ECE = 0x40;
 export const TCP_CWR = 0x80;
-
-/** Largest value of any 16-bit port or length field. */
-export const U16_MAX = 0xffff;

@@ -22,6 +22,10 @@
 //                         what one recvfrom yields, and capture/ codes against this signature.
 //   FRAME_REASON_TEXT     reason -> one-line description, exhaustive (principle 5)
 //
+// Checks run in header order, cheapest first (size, version, header length, IP length,
+// fragment, protocol, transport header, and for decodeTransport the address text last), so a
+// packet wrong in several ways gets the first reason in that order.
+//
 // Policy choices, each a refusal with its own reason:
 //   - Fragments (IPv4 MF or offset != 0; IPv6 Fragment header) -> 'fragment'. postern never
 //     reassembles, so a tiny first fragment can never hide or rewrite a transport header
@@ -38,7 +42,7 @@
 // destination address the pseudo-header needs; SPA payloads are authenticated end to end,
 // so corruption fails authentication anyway.
 
-import { formatIPv4, formatIPv6, parseAddress } from './address.ts';
+import { formatAddress, formatIPv4, formatIPv6, parseAddress } from './address.ts';
 import {
   IP_VERSION_SHIFT, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ROUTING,
   IPPROTO_TCP, IPPROTO_UDP, IPV4_FLAG_MF, IPV4_FRAGMENT_OFFSET_MASK, IPV4_IHL_UNIT,
@@ -170,7 +174,7 @@ export function decodeTransport(
 function canonicalFor(text: string, family: 4 | 6): string | undefined {
   const parsed = parseAddress(text);
   if (!parsed.ok || parsed.value.family !== family) return undefined;
-  return family === IPV4_VERSION ? formatIPv4(parsed.value.bytes, 0) : formatIPv6(parsed.value.bytes, 0);
+  return formatAddress(parsed.value);
 }
 
 function decodeSegment(ipProto: number, seg: Buffer): Decoded<Segment, FrameReason> {
@@ -210,5 +214,7 @@ function decodeTcp(seg: Buffer): Decoded<Segment, FrameReason> {
 }
 
 function toFrame(family: 4 | 6, src: string, dst: string, seg: Segment): Frame {
-  return { family, src, dst, ...seg };
+  return {
+    family, src, dst, proto: seg.proto, srcPort: seg.srcPort, dstPort: seg.dstPort, tcpFlags: seg.tcpFlags, payload: seg.payload,
+  };
 }

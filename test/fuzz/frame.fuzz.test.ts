@@ -92,7 +92,7 @@ function buildIPv6(rng: Rng): Seed {
 const INTERESTING_U16 = [0, 1, 7, 8, 19, 20, 39, 40, 41, 0x7fff, 0xffff];
 
 function mutate(rng: Rng, seed: Seed): Buffer {
-  let buf = Buffer.from(seed.packet);
+  let buf: Buffer = Buffer.from(seed.packet);
   for (let n = 1 + below(rng, 3); n > 0; n--) {
     const at = below(rng, buf.length);
     switch (below(rng, 6)) {

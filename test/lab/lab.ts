@@ -156,7 +156,8 @@ function runIp(args: readonly string[], input?: string): Promise<string> {
     const child = execFile(IP_BIN, args, { timeout: IP_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
       if (err === null) return resolve(stdout);
       const batch = input === undefined ? '' : `\n  batch input:\n${input.replace(/^/gm, '    ')}`;
-      reject(new Error(`lab: \`ip ${args.join(' ')}\` failed (${err.message.split('\n')[0]}): ${stderr.trim()}${batch}`));
+      const how = err.killed ? `killed after ${IP_TIMEOUT_MS} ms` : `exit ${String(err.code)}`;
+      reject(new Error(`lab: \`ip ${args.join(' ')}\` failed (${how}): ${stderr.trim()}${batch}`));
     });
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(input ?? '');

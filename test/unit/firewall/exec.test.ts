@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { prefixRunner, spawnRunner } from '../../../src/firewall/exec.ts';
+import { MAX_OUTPUT_CHARS, prefixRunner, spawnRunner } from '../../../src/firewall/exec.ts';
 import type { RunOptions } from '../../../src/firewall/exec.ts';
 
 const node = (code: string): string[] => [process.execPath, '-e', code];
@@ -43,6 +43,13 @@ describe('spawnRunner', () => {
     assert.equal(r.code, 137);
     assert.match(r.stderr, /killed \(timeout 200 ms\)/);
     assert.ok(performance.now() - t0 < 5_000);
+  });
+
+  it('kills a child whose output passes the cap and reports failure', async () => {
+    const r = await spawnRunner(node(`process.stdout.write("x".repeat(${MAX_OUTPUT_CHARS} + 10))`));
+    assert.equal(r.code, 137);
+    assert.match(r.stderr, /output exceeded \d+ characters; killed$/);
+    assert.ok(r.stdout.length <= MAX_OUTPUT_CHARS + 1024 * 1024);
   });
 
   it('maps death by another signal to 128 + its number', async () => {

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Differential property test of the replay guard against a naive model: the Set of every
 // (key, tag) ever accepted (STYLE.md principle 12b; wireguard-go allowedips_rand_test.go).
+// A second, exact model (an array ring with O(n) scans) predicts every verdict, entry, floor
+// and high-water mark, so precision bugs (pruning too much, evicting the wrong entry, a lost
+// index cell) fail as surely as safety bugs.
 // Random interleavings of new packets, replays, reordering, clock steps both ways, mode
 // switches, prunes, tiny rings (overflow), persistence through JSON, and key removal.
 // After every step: nothing accepted twice, every acceptance obeyed its mode's rule, and the
@@ -44,6 +47,10 @@ interface World {
   readonly acceptedList: Packet[];
   readonly epoch: Map<number, number>; // bumped by forgetKey
   readonly hw: Map<number, number>; // model high-water mark per key (current epoch)
+  // A naive reference of the whole guard: an array ring and plain maps, O(n) everything.
+  capacity: number;
+  ring: Packet[];
+  readonly floors: Map<number, number>;
 }
 
 const id = (p: Packet) => `${p.key}/${p.epoch}/${p.hex}`;
@@ -63,7 +70,7 @@ function makeTag(n: number): Uint8Array {
 
 const weird = fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, 0, 1e15, -1e300);
 
-function opArb(windowMs: number): fc.Arbitrary<Op> {
+function opArb(windowMs: number, pruneWeight: number): fc.Arbitrary<Op> {
   const w = windowMs;
   return fc.oneof(
     { weight: 10, arbitrary: fc.record({ t: fc.constant('new' as const), key: fc.constantFrom(...KEYS), base: fc.constantFrom('now' as const, 'hw' as const), dt: fc.oneof({ weight: 12, arbitrary: fc.integer({ min: -2 * w, max: 2 * w }) }, { weight: 1, arbitrary: weird }) }) },
@@ -72,7 +79,7 @@ function opArb(windowMs: number): fc.Arbitrary<Op> {
     { weight: 1, arbitrary: fc.record({ t: fc.constant('jump' as const), ms: fc.oneof(fc.integer({ min: -3 * w, max: 3 * w }), fc.integer({ min: -1e12, max: 1e12 })) }) },
     { weight: 1, arbitrary: fc.constant({ t: 'reboot' as const }) },
     { weight: 2, arbitrary: fc.constant({ t: 'mode' as const }) },
-    { weight: 3, arbitrary: fc.constant({ t: 'prune' as const }) },
+    { weight: pruneWeight, arbitrary: fc.constant({ t: 'prune' as const }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('persist' as const), capacity: fc.option(fc.integer({ min: 16, max: 40 })) }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('forget' as const), key: fc.constantFrom(...KEYS) }) },
   );
@@ -86,6 +93,34 @@ function ruleHolds(w: World, p: Packet): boolean {
   return hw === undefined || p.ts > hw - w.windowMs;
 }
 
+function modelVerdict(w: World, p: Packet): 'fresh' | 'replay' | 'stale' {
+  if (w.ring.some((q) => q.key === p.key && q.hex === p.hex)) return 'replay';
+  if (!ruleHolds(w, p)) return 'stale';
+  const floor = w.floors.get(p.key);
+  return floor !== undefined && p.ts <= floor ? 'stale' : 'fresh';
+}
+
+/** Model: an entry leaves the ring, raising its key's floor. */
+function modelLeave(w: World, p: Packet): void {
+  const floor = w.floors.get(p.key);
+  if (floor === undefined || p.ts > floor) w.floors.set(p.key, p.ts);
+}
+
+function modelAccept(w: World, p: Packet): void {
+  if (w.ring.length === w.capacity) modelLeave(w, w.ring.shift() as Packet);
+  w.ring.push(p);
+}
+
+function modelPrune(w: World): void {
+  const gone = (p: Packet) => {
+    if (w.trusted) return p.ts < w.now - w.windowMs;
+    const hw = w.hw.get(p.key);
+    return hw !== undefined && p.ts <= hw - w.windowMs;
+  };
+  for (const p of w.ring) if (gone(p)) modelLeave(w, p);
+  w.ring = w.ring.filter((p) => !gone(p));
+}
+
 function offer(w: World, p: Packet, isNew: boolean): void {
   const g = w.guard;
   const before = JSON.stringify(g.snapshot());
@@ -95,12 +130,14 @@ function offer(w: World, p: Packet, isNew: boolean): void {
   const verdict = g.commit(p.key, p.tag, p.ts, w.now, w.trusted);
   assert.equal(verdict, checked, 'commit agrees with check');
   assert.equal(seen, verdict === 'replay', 'replay verdict iff peek saw it');
+  assert.equal(verdict, modelVerdict(w, p), 'verdict matches the reference model');
   const hw = w.hw.get(p.key);
   if (verdict === 'fresh') {
     assert.ok(!w.accepted.has(id(p)), `accepted twice: ${id(p)}`);
     assert.ok(ruleHolds(w, p), `accepted against the rule: ts=${p.ts} now=${w.now} trusted=${w.trusted} hw=${hw}`);
     w.accepted.add(id(p));
     w.acceptedList.push(p);
+    modelAccept(w, p);
     if (hw === undefined || p.ts > hw) w.hw.set(p.key, p.ts);
   } else {
     assert.equal(JSON.stringify(g.snapshot()), before, 'a refusal must not mutate');
@@ -141,7 +178,7 @@ function apply(w: World, op: Op): void {
     case 'prune': {
       const size = w.guard.size;
       assert.equal(w.guard.prune(w.now, w.trusted), size - w.guard.size);
-      return;
+      return modelPrune(w);
     }
     case 'persist':
       return persist(w, op.capacity);
@@ -149,6 +186,8 @@ function apply(w: World, op: Op): void {
       w.guard.forgetKey(op.key);
       w.epoch.set(op.key, (w.epoch.get(op.key) ?? 0) + 1);
       w.hw.delete(op.key);
+      w.floors.delete(op.key);
+      w.ring = w.ring.filter((p) => p.key !== op.key);
       assert.equal(w.guard.floor(op.key), undefined);
       return;
   }
@@ -159,6 +198,10 @@ function persist(w: World, capacity: number | null): void {
   const r = ReplayGuard.restore(JSON.parse(JSON.stringify(before)), capacity === null ? {} : { capacity });
   assert.ok(r.ok, 'restore of our own snapshot');
   w.guard = r.value;
+  if (capacity !== null) {
+    w.capacity = capacity;
+    while (w.ring.length > capacity) modelLeave(w, w.ring.shift() as Packet);
+  }
   if (capacity === null || capacity === before.capacity) assert.deepEqual(w.guard.snapshot(), before, 'round trip');
 }
 
@@ -175,7 +218,13 @@ function checkInvariant(w: World): void {
     const floor = g.floor(p.key);
     assert.ok(inRing.has(id(p)) || (floor !== undefined && p.ts <= floor), `invariant broken for ${id(p)} ts=${p.ts} floor=${floor}`);
   }
+  assert.deepEqual(
+    snap.entries.map((e) => `${e.keyId}/${e.tag}/${e.tsMs}`),
+    w.ring.map((p) => `${p.key}/${p.hex}/${p.ts}`),
+    'ring matches the reference model, in order',
+  );
   for (const key of KEYS) {
+    assert.equal(g.floor(key), w.floors.get(key), 'floor matches the reference model');
     assert.equal(g.highwater(key), w.hw.get(key), 'high-water mark matches the model');
     const floor = g.floor(key);
     if (floor !== undefined) assert.ok(floor <= (w.hw.get(key) ?? Number.NEGATIVE_INFINITY), 'floor <= high-water');
@@ -187,12 +236,13 @@ const scenario = fc.record({
   windowMs: fc.constantFrom(1_000, 90_000),
   trusted: fc.boolean(),
   now: fc.constantFrom(START_NOW, 10_000),
+  pruneWeight: fc.integer({ min: 0, max: 4 }), // 0: the ring overflows all the time
 });
 
 it('replay guard never accepts a (key, tag) twice and keeps its floor invariant', () => {
   fc.assert(
     fc.property(
-      scenario.chain((s) => fc.tuple(fc.constant(s), fc.array(opArb(s.windowMs), { minLength: 100, maxLength: 400 }))),
+      scenario.chain((s) => fc.tuple(fc.constant(s), fc.array(opArb(s.windowMs, s.pruneWeight), { minLength: 100, maxLength: 400 }))),
       ([s, ops]) => {
         const w: World = {
           guard: new ReplayGuard({ capacity: s.capacity, windowMs: s.windowMs }),
@@ -205,6 +255,9 @@ it('replay guard never accepts a (key, tag) twice and keeps its floor invariant'
           acceptedList: [],
           epoch: new Map(),
           hw: new Map(),
+          capacity: s.capacity,
+          ring: [],
+          floors: new Map(),
         };
         for (const op of ops) {
           apply(w, op);

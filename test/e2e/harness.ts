@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+// End-to-end harness: a lab, the real bundle (dist/postern.js) running as the daemon in the
+// router namespace against real iptables, a TCP echo service on the guarded port, and
+// helpers for the technician's side. Everything is torn down by close(), also on failure.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLab, type Lab, type LabHost, type LabProcess } from '../lab/lab.ts';
+import { probeArgv } from '../lab/net-probe.ts';
+import { Credential, generateCredential } from '../../src/spa/credential.ts';
+import { buildPacket, type OpenRequest } from '../../src/cli/spa-client.ts';
+
+export const BUNDLE = fileURLToPath(new URL('../../dist/postern.js', import.meta.url));
+export const SPA_PORT = 62442;
+export const SERVICE_PORT = 22;
+
+export function bundleSkipReason(): string | undefined {
+  return existsSync(BUNDLE) ? undefined : 'needs dist/postern.js (run ./build.sh bundle)';
+}
+
+export interface KeySpec {
+  readonly name: string;
+  readonly credential: Credential;
+  readonly extra?: Record<string, unknown>;
+}
+
+export interface World {
+  readonly lab: Lab;
+  readonly dir: string;
+  readonly configPath: string;
+  readonly key: Credential;
+  daemon: LabProcess;
+  startDaemon(): Promise<LabProcess>;
+  writeConfig(patch?: Record<string, unknown>): void;
+  postern(host: LabHost, args: readonly string[], timeoutMs?: number): Promise<{ code: number; stdout: string; stderr: string }>;
+  sendRaw(host: LabHost, packet: Buffer, to?: string): Promise<void>;
+  packet(over?: Partial<OpenRequest>): Buffer;
+  iptables(args: readonly string[], family?: 4 | 6): Promise<string>;
+  grantRules(family?: 4 | 6): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface WorldOptions {
+  readonly keys?: readonly KeySpec[];
+  readonly config?: Record<string, unknown>;
+  readonly tag?: string;
+}
+
+function baseConfig(dir: string, keys: readonly KeySpec[], patch: Record<string, unknown>): Record<string, unknown> {
+  return {
+    state: { database: join(dir, 'state.db') },
+    device: 'lab-router',
+    log_level: 'info',
+    guarded: [`tcp/${SERVICE_PORT}`, 'tcp/443'],
+    spa: { port: SPA_PORT, clock: 'trusted', window_s: 60 },
+    keys: keys.map((k) => ({ name: k.name, credential: k.credential.encode(), services: [`tcp/${SERVICE_PORT}`], max_duration_s: 120, ...k.extra })),
+    firewall: { backend: 'iptables', reconcile_interval_s: 1 },
+    ...patch,
+  };
+}
+
+export async function createWorld(opts: WorldOptions = {}): Promise<World> {
+  const lab = await createLab(opts.tag === undefined ? {} : { tag: opts.tag });
+  const dir = mkdtempSync(join(tmpdir(), 'postern-e2e-'));
+  const key = generateCredential();
+  const keys = opts.keys ?? [{ name: 'tech', credential: key }];
+  const configPath = join(dir, 'config.json');
+  const keyFile = join(dir, 'tech.key');
+  writeFileSync(keyFile, key.encode() + '\n', { mode: 0o600 });
+  const world: World = {
+    lab, dir, configPath, key,
+    daemon: undefined as unknown as LabProcess,
+    writeConfig(patch = {}) {
+      writeFileSync(configPath, JSON.stringify(baseConfig(dir, keys, { ...opts.config, ...patch }), null, 2), { mode: 0o600 });
+    },
+    async startDaemon() {
+      const p = lab.spawn(lab.router, [process.execPath, BUNDLE, 'daemon', '--config', configPath]);
+      await p.waitForOutput(/msg="postern started"/, 10_000);
+      world.daemon = p;
+      return p;
+    },
+    postern: (host, args, timeoutMs = 20_000) => lab.exec(host, [process.execPath, BUNDLE, ...args], { timeoutMs }),
+    async sendRaw(host, packet, to = lab.router.ip4) {
+      const r = await lab.exec(host, probeArgv(['udp-send', to, SPA_PORT, packet.toString('hex')]));
+      assert.equal(r.code, 0, r.stderr);
+    },
+    packet: (over = {}) => buildPacket({
+      credential: key, type: 'open', services: [{ proto: 'tcp', port: SERVICE_PORT }], durationS: 0,
+      allowAddress: undefined, nowMs: Date.now(), ...over,
+    }),
+    async iptables(args, family = 4) {
+      const r = await lab.exec(lab.router, [family === 4 ? 'iptables' : 'ip6tables', '-w', ...args]);
+      return r.stdout;
+    },
+    async grantRules(family = 4) {
+      const out = await world.iptables(['-S', 'POSTERN-GRANTS'], family).catch(() => '');
+      return out.split('\n').filter((l) => l.startsWith('-A POSTERN-GRANTS'));
+    },
+    async close() {
+      await lab.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  world.writeConfig();
+  lab.spawn(lab.router, probeArgv(['echo-server', SERVICE_PORT]));
+  return world;
+}
+
+export function keyFileArgs(world: World): string[] {
+  return ['--key-file', join(world.dir, 'tech.key')];
+}
+
+/** Poll `fn` until it returns true or `ms` passes. */
+export async function eventually(fn: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
