@@ -117,6 +117,9 @@ export function guardRuleLines(names: ChainNames, spec: GuardSpec): string[] {
   const guarded = uniqueServices(spec.guarded);
   const a = (rule: string): string => `-A ${names.input} ${rule}`;
   return [
+    // Local processes (a web UI proxied to 127.0.0.1:443, ssh from the console) are not
+    // what postern guards against: loopback leaves our chain untouched.
+    a('-i lo -j RETURN'),
     ...capture.map((s) => a(`${portMatch(s)} -j ACCEPT`)),
     ...guarded.map((s) => a(`${portMatch(s)} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`)),
     a(`-j ${names.grants}`),

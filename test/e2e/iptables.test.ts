@@ -171,7 +171,7 @@ for (const variant of VARIANTS) {
     it('stop keepGuarding removes grants only; full stop leaves the pristine ruleset', async () => {
       await backend.stop({ keepGuarding: true });
       assert.deepEqual(await rulesOf(4, N.grants), []);
-      assert.equal((await rulesOf(4, N.input)).length, 7);
+      assert.equal((await rulesOf(4, N.input)).length, 8);
       await backend.stop({ keepGuarding: false });
       await backend.stop({ keepGuarding: false });
       for (const f of [4, 6] as const) assert.equal(await ipt(f, '-S'), pristine[f]);

@@ -109,6 +109,7 @@ describe('grant rules', () => {
 describe('guard rules', () => {
   const spec = { guarded: [tcp(22), tcp(443)], capture: [udp(62201), tcp(7000), tcp(7001)] };
   const expected = [
+    '-A POSTERN-IN -i lo -j RETURN',
     '-A POSTERN-IN -p udp -m udp --dport 62201 -j ACCEPT',
     '-A POSTERN-IN -p tcp -m tcp --dport 7000 -j ACCEPT',
     '-A POSTERN-IN -p tcp -m tcp --dport 7001 -j ACCEPT',
