@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // `postern open`: send one SPA packet; with --wait, probe until the service answers.
 
+import { writeFileSync } from 'node:fs';
 import { canonicalAddress } from '../wire/address.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
 import { buildPacket, resolveHost, sendDatagram, waitForOpen } from './spa-client.ts';
@@ -8,7 +9,8 @@ import { parseServices, resolveTarget, type Target } from './target.ts';
 import type { Service } from '../firewall/types.ts';
 
 const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file FILE | --profile NAME)
-                    [--allow-ip auto|ADDR] [--duration S] [--port N] [--wait] [--timeout S] [--close] [--json]
+                    [--allow-ip auto|ADDR] [--duration S] [--port N] [--wait] [--timeout S]
+                    [--close] [--save-packet FILE] [--json]
 
   Sends one Single Packet Authorization packet to HOST, asking it to open SERVICEs
   (tcp/22, udp/53, or a bare port meaning tcp) for this machine's address. With no
@@ -25,12 +27,15 @@ const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file F
   --wait            probe the first tcp SERVICE until it accepts a connection
   --timeout S       how long --wait tries (default 10)
   --close           ask the device to close this key's grants for this address now
+  --save-packet F   also write the packet sent, as hex, to F (debugging; it can only be
+                    replayed, and the device refuses replays)
   --json            print the result as JSON`;
 
 const OPTIONS = {
   key: { type: 'string' }, 'key-file': { type: 'string' }, profile: { type: 'string' },
   'allow-ip': { type: 'string' }, duration: { type: 'string' }, port: { type: 'string' },
   wait: { type: 'boolean' }, timeout: { type: 'string' }, close: { type: 'boolean' }, json: { type: 'boolean' },
+  'save-packet': { type: 'string' },
 } as const;
 
 export interface SentPacket {
@@ -64,6 +69,8 @@ export async function sendOpen(
   });
   const { address, family } = await resolveHost(target.host);
   await sendDatagram(packet, address, family, target.port);
+  const save = values['save-packet'];
+  if (typeof save === 'string') writeFileSync(save, packet.toString('hex') + '\n', { mode: 0o600 });
   return { target, address, family, services, bytes: packet.length };
 }
 

@@ -6,8 +6,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { connect } from 'node:net';
-import { isIP } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import type { Service } from '../firewall/types.ts';
 import { MAX_PADDING, NONCE_SIZE, type MessageType } from '../spa/constants.ts';
 import type { Credential } from '../spa/credential.ts';
@@ -58,33 +57,39 @@ export async function sendDatagram(packet: Buffer, address: string, family: 4 | 
   }
 }
 
-/** One TCP connect attempt: true when the handshake completes within timeoutMs. */
-export function tryConnect(address: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: address, port });
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
-
-const PROBE_TIMEOUT_MS = 300;
+/** A dropped SYN is only retransmitted after the kernel's initial RTO (1 s), so a single
+ *  probe waits far longer than the door takes to open. Instead a fresh connect attempt
+ *  starts every PROBE_GAP_MS, each living up to PROBE_LIFE_MS (long enough for a slow
+ *  path's round trip); the first to connect wins and the rest are closed. */
 const PROBE_GAP_MS = 10;
+const PROBE_LIFE_MS = 1500;
+const MAX_PROBES = 64;
 
 /** Probe until the port accepts a connection or `totalMs` passes. Returns ms taken, or undefined. */
-export async function waitForOpen(address: string, port: number, totalMs: number): Promise<number | undefined> {
+export function waitForOpen(address: string, port: number, totalMs: number): Promise<number | undefined> {
   const start = performance.now();
-  while (performance.now() - start < totalMs) {
-    const left = totalMs - (performance.now() - start);
-    if (await tryConnect(address, port, Math.min(PROBE_TIMEOUT_MS, Math.max(1, left)))) {
-      return Math.round(performance.now() - start);
-    }
-    await new Promise((r) => setTimeout(r, PROBE_GAP_MS));
-  }
-  return undefined;
+  const live = new Set<Socket>();
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (ms: number | undefined) => {
+      if (done) return;
+      done = true;
+      clearInterval(ticker);
+      clearTimeout(deadline);
+      for (const s of live) s.destroy();
+      resolve(ms);
+    };
+    const attempt = () => {
+      if (live.size >= MAX_PROBES) return;
+      const s = connect({ host: address, port });
+      live.add(s);
+      const drop = () => { live.delete(s); s.destroy(); };
+      s.setTimeout(PROBE_LIFE_MS, drop);
+      s.once('error', drop);
+      s.once('connect', () => finish(Math.round(performance.now() - start)));
+    };
+    const ticker = setInterval(attempt, PROBE_GAP_MS);
+    const deadline = setTimeout(() => finish(undefined), totalMs);
+    attempt();
+  });
 }

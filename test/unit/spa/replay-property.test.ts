@@ -20,6 +20,7 @@ const START_NOW = 1_700_000_000_000;
 type Op =
   | { t: 'new'; key: number; base: 'now' | 'hw'; dt: number }
   | { t: 'replay'; pick: number }
+  | { t: 'crosskey'; pick: number; key: number } // another key's tag under this key: a new packet
   | { t: 'tick'; ms: number }
   | { t: 'jump'; ms: number }
   | { t: 'reboot' }
@@ -68,14 +69,17 @@ function makeTag(n: number): Uint8Array {
   return out;
 }
 
+// Exact window edges, so off-by-one errors at the boundaries are hit, not just hoped for.
+const edge = (w: number) => fc.constantFrom(-w - 1, -w, -w + 1, 0, w - 1, w, w + 1);
 const weird = fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, 0, 1e15, -1e300);
 
 function opArb(windowMs: number, pruneWeight: number): fc.Arbitrary<Op> {
   const w = windowMs;
   return fc.oneof(
-    { weight: 10, arbitrary: fc.record({ t: fc.constant('new' as const), key: fc.constantFrom(...KEYS), base: fc.constantFrom('now' as const, 'hw' as const), dt: fc.oneof({ weight: 12, arbitrary: fc.integer({ min: -2 * w, max: 2 * w }) }, { weight: 1, arbitrary: weird }) }) },
+    { weight: 10, arbitrary: fc.record({ t: fc.constant('new' as const), key: fc.constantFrom(...KEYS), base: fc.constantFrom('now' as const, 'hw' as const), dt: fc.oneof({ weight: 12, arbitrary: fc.integer({ min: -2 * w, max: 2 * w }) }, { weight: 3, arbitrary: edge(w) }, { weight: 1, arbitrary: weird }) }) },
     { weight: 6, arbitrary: fc.record({ t: fc.constant('replay' as const), pick: fc.nat() }) },
-    { weight: 4, arbitrary: fc.record({ t: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: w }) }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('crosskey' as const), pick: fc.nat(), key: fc.constantFrom(...KEYS) }) },
+    { weight: 4, arbitrary: fc.record({ t: fc.constant('tick' as const), ms: fc.oneof(fc.integer({ min: 0, max: w }), edge(w).map(Math.abs)) }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('jump' as const), ms: fc.oneof(fc.integer({ min: -3 * w, max: 3 * w }), fc.integer({ min: -1e12, max: 1e12 })) }) },
     { weight: 1, arbitrary: fc.constant({ t: 'reboot' as const }) },
     { weight: 2, arbitrary: fc.constant({ t: 'mode' as const }) },
@@ -163,6 +167,14 @@ function apply(w: World, op: Op): void {
       // A replay of a forgotten key's packet could not authenticate any more: skip it.
       if (p && p.epoch === (w.epoch.get(p.key) ?? 0)) offer(w, p, false);
       return;
+    }
+    case 'crosskey': {
+      const q = w.sent[op.pick % Math.max(1, w.sent.length)];
+      if (!q || q.key === op.key) return;
+      const p = { ...q, key: op.key, epoch: w.epoch.get(op.key) ?? 0 };
+      const isNew = !w.sent.some((r) => r.key === p.key && r.epoch === p.epoch && r.hex === p.hex);
+      w.sent.push(p);
+      return offer(w, p, isNew);
     }
     case 'tick':
     case 'jump':

@@ -201,6 +201,21 @@ describe('replay guard vectors', () => {
     );
   });
 
+  it('prune edges: ts = now - window is still acceptable, so it stays', () => {
+    run([
+      ['commit', K1, 1, NOW, NOW, 'T', 'fresh'], //       1
+      ['prune', NOW + W, 'T', 0], //                      2 trusted edge kept
+      ['commit', K1, 1, NOW, NOW + W, 'T', 'replay'], //  3
+      ['prune', NOW + W + 1, 'T', 1], //                  4
+      ['commit', K2, 1, NOW, BOOT, 'U', 'fresh'], //      5
+      ['commit', K2, 2, NOW + W, BOOT, 'U', 'fresh'], //  6 hw = NOW + W
+      ['prune', BOOT, 'U', 1], //                         7 untrusted: ts <= hw - W goes (packet 1)
+      ['commit', K2, 3, NOW + 1, BOOT, 'U', 'fresh'], //  8 ts > hw - W
+      ['prune', BOOT, 'U', 0], //                         9 ...and stays
+      ['size', 2], //                                    10
+    ]);
+  });
+
   it('forgetKey drops a removed key without touching the others', () => {
     const g = run([
       ['commit', K1, 1, NOW, NOW, 'T', 'fresh'],
