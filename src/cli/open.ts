@@ -2,6 +2,7 @@
 // `postern open`: send one SPA packet; with --wait, probe until the service answers.
 
 import { writeFileSync } from 'node:fs';
+import { systemClock } from '../platform/clock.ts';
 import { canonicalAddress } from '../wire/address.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
 import { buildPacket, resolveHost, sendDatagram, waitForOpen } from './spa-client.ts';
@@ -65,7 +66,7 @@ export async function sendOpen(
   const durationS = intOption(values['duration'] as string | undefined, 'duration', 1, 86400) ?? 0;
   const packet = buildPacket({
     credential: target.credential, type: values['close'] ? 'close' : 'open', services, durationS,
-    allowAddress: allowAddress(values['allow-ip'] as string | undefined), nowMs: Date.now(),
+    allowAddress: allowAddress(values['allow-ip'] as string | undefined), nowMs: systemClock.wallMs(),
   });
   const { address, family } = await resolveHost(target.host);
   await sendDatagram(packet, address, family, target.port);
