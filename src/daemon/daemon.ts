@@ -31,6 +31,8 @@ export interface DaemonDeps {
 /** Live grants at most (a flood of valid packets cannot grow the ruleset without bound). */
 const MAX_GRANTS = 4096;
 const LOG_INTERVAL_MS = 10_000;
+/** Counters are logged this often, when they changed. */
+const STATS_INTERVAL_MS = 60_000;
 const LOG_MAX_TRACKED = 32;
 
 interface Active {
@@ -138,6 +140,13 @@ export class Daemon {
       this.#timers.push(this.#deps.clock.schedule(ms, tick));
     };
     every(LOG_INTERVAL_MS, () => this.#aggregator.flush());
+    let last = '';
+    every(STATS_INTERVAL_MS, () => {
+      const snap = this.counters.snapshot();
+      const text = JSON.stringify(snap);
+      if (text !== last) this.#log.info('stats', { ...snap, grants: this.#grants?.size ?? 0 });
+      last = text;
+    });
     every(config.raw.firewall.reconcile_interval_s * 1000, () => {
       this.#grants?.reconcile().catch((e: unknown) => this.#log.error('reconcile failed', { error: String(e) }));
       this.#replay?.prune(this.#deps.clock.wallMs(), this.#clockTrusted());

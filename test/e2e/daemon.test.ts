@@ -4,12 +4,13 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { labSkipReason } from '../lab/lab.ts';
 import { probeArgv, runProbe, tcpConnect, udpProbe, type TcpHoldResult } from '../lab/net-probe.ts';
 import { Credential, generateCredential } from '../../src/spa/credential.ts';
 import {
-  SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, eventually, keyFileArgs, sleep, type World, type WorldOptions,
+  BUNDLE, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, eventually, keyFileArgs, sleep, type World, type WorldOptions,
 } from './harness.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason();
@@ -178,5 +179,66 @@ test('SIGTERM removes every postern rule and chain', { skip }, async (t) => {
       const all = await w.iptables(['-S'], fam);
       assert.ok(!/POSTERN/.test(all), `no postern rules left (IPv${fam}):\n${all}`);
     }
+  });
+});
+
+test('re-authorising extends the grant: one rule, later expiry, removed on time (±1 s)', { skip }, async (t) => {
+  await withWorld(t, {}, async (w) => {
+    const { lab } = w;
+    const sentAt = Date.now();
+    await w.sendRaw(lab.client, w.packet({ durationS: 2 }));
+    await eventually(async () => (await w.grantRules()).length === 1, 3000, 'grant');
+    const first = (await w.grantRules())[0]!;
+    await sleep(1000);
+    const extendedAt = Date.now();
+    await w.sendRaw(lab.client, w.packet({ durationS: 4 }));
+    await w.daemon.waitForOutput(/msg="grant extended"/, 3000);
+    const rules = await w.grantRules();
+    assert.equal(rules.length, 1, 'extension never duplicates rules');
+    assert.notEqual(rules[0], first, 'the tag carries the new expiry');
+    await eventually(async () => (await w.grantRules()).length === 0, 8000, 'expiry');
+    const closedAfter = Date.now() - extendedAt;
+    assert.ok(closedAfter >= 4000 - 300 && closedAfter <= 4000 + 1000, `closed ${closedAfter} ms after the extension (want 4 s ±1 s)`);
+    assert.ok(Date.now() - sentAt > 4000, 'the first grant\'s shorter expiry did not cut it short');
+  });
+});
+
+test('keep_guarding_on_exit: SIGTERM removes grants but the service stays hidden', { skip }, async (t) => {
+  await withWorld(t, { config: { firewall: { backend: 'iptables', keep_guarding_on_exit: true } } }, async (w) => {
+    const { lab } = w;
+    await w.sendRaw(lab.client, w.packet({ durationS: 60 }));
+    await eventually(async () => (await w.grantRules()).length === 1, 3000, 'grant');
+    w.daemon.kill('SIGTERM');
+    assert.equal(await w.daemon.exited(), 0);
+    assert.equal((await w.grantRules()).length, 0, 'grants removed');
+    assert.equal((await tcpConnect(lab, lab.client, lab.router.ip4, SERVICE_PORT, 500)).result, 'timeout', 'still guarded');
+  });
+});
+
+test('postern ssh opens tcp/22, waits, then runs ssh with the right arguments', { skip }, async (t) => {
+  await withWorld(t, {}, async (w) => {
+    const { lab } = w;
+    // A stand-in ssh that reports its argv, first in PATH inside the client namespace.
+    const bin = join(w.dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'ssh'), '#!/bin/sh\necho "fake-ssh $*"\nexit 7\n', { mode: 0o755 });
+    const r = await lab.exec(lab.client, [process.execPath, BUNDLE, 'ssh', ...keyFileArgs(w), `root@${lab.router.ip4}`, 'uptime'],
+      { env: { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? ''}` }, timeoutMs: 20_000 });
+    assert.equal(r.code, 7, 'ssh\'s exit code is postern ssh\'s exit code');
+    assert.equal(r.stdout.trim(), `fake-ssh -l root ${lab.router.ip4} uptime`);
+    assert.equal((await w.grantRules()).length, 1);
+  });
+});
+
+test('the daemon never logs a secret', { skip }, async (t) => {
+  await withWorld(t, { config: { log_level: 'debug' } }, async (w) => {
+    const { lab } = w;
+    const r = await w.postern(lab.client, ['open', lab.router.ip4, 'tcp/22', ...keyFileArgs(w), '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+    await w.sendRaw(lab.client, w.packet({ credential: new Credential(w.key.keyId, Buffer.alloc(32, 3)) }));
+    await w.daemon.waitForOutput(/reason=bad_auth/, 3000);
+    const secret = w.key.encode().slice('postern1:'.length + 6);
+    const log = w.daemon.output();
+    assert.ok(!log.includes(secret) && !log.includes(w.key.revealSecret().toString('hex')), 'no credential text or secret bytes in the log');
   });
 });

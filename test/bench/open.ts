@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MIT
+// `open` benchmark (root): time-to-open and idle memory of the real daemon in the lab, and
+// the same trials against fwknopd when it is installed. Prints; never asserts.
+//
+// Time-to-open = from "SPA datagram sent" to "TCP connect to the guarded port succeeds",
+// both taken inside the client namespace by one probe process (open-probe.ts), so neither
+// daemon's nor the probe's start-up is counted.
+//
+// Every trial starts from a closed door because every trial comes from its OWN client source
+// address (198.18.0.100, .101, ...; secondary addresses on the client's eth0): a grant or
+// fwknop rule is for one source address, so earlier trials' grants cannot open the door for
+// a later one, and nothing has to expire or be closed in between. The probe still checks the
+// door is closed (a connect times out) before each trial. Both daemons get identical
+// treatment: same addresses, same probe, same guarded port; the router holds static
+// neighbour entries for these addresses so no trial pays for an ARP exchange the first
+// address would not. fwknopd runs with its packaged defaults (pcap capture on eth0), which is
+// how it ships; its packets come from the real `fwknop` client (-T builds without sending).
+
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IP_BIN, createLab, labSkipReason, type Lab, type LabProcess } from '../lab/lab.ts';
+import { probeArgv } from '../lab/net-probe.ts';
+import { SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sleep } from '../e2e/harness.ts';
+import { OPEN_PROBE_PATH, type OpenPlan, type TrialResult } from './open-probe.ts';
+import { fmt, summarize, verdict, type Summary } from './stats.ts';
+
+const TRIALS = 40;
+/** Client source addresses 198.18.0.100 .. 198.18.0.(100+TRIALS-1): inside the lab's /24. */
+const FIRST_SOURCE = 100;
+const IDLE_MS = 1_000;
+const TARGET = { medianMs: 10, p95Ms: 20, rssMb: 55 } as const;
+
+type Print = (line: string) => void;
+
+export interface OpenFigures {
+  readonly summary: Summary | undefined;
+  readonly failures: readonly string[];
+  readonly rssMb: number | undefined;
+}
+
+function sources(): string[] {
+  return Array.from({ length: TRIALS }, (_, i) => `198.18.0.${FIRST_SOURCE + i}`);
+}
+
+/** Secondary addresses on the client, and static neighbour entries for them on the router. */
+async function addSources(lab: Lab, addrs: readonly string[]): Promise<void> {
+  const link = await lab.exec(lab.client, [IP_BIN, '-j', 'link', 'show', lab.client.ifname]);
+  const mac = (JSON.parse(link.stdout) as { address?: string }[])[0]?.address;
+  if (mac === undefined) throw new Error(`open bench: no MAC for the client's ${lab.client.ifname}`);
+  const batch = async (host: Lab['client'], cmds: string[]): Promise<void> => {
+    const r = await lab.exec(host, [IP_BIN, '-batch', '-'], { input: cmds.map((c) => `${c}\n`).join('') });
+    if (r.code !== 0) throw new Error(`open bench: ip -batch in ${host.name}: ${r.stderr}`);
+  };
+  await batch(lab.client, addrs.map((a) => `addr add ${a}/24 dev ${lab.client.ifname}`));
+  await batch(lab.router, addrs.map((a) => `neigh replace ${a} lladdr ${mac} dev ${lab.router.ifname} nud permanent`));
+}
+
+/** VmRSS of a process, in MB (1 MB = 1024 kB, as `ps` and top report it). */
+export function rssMb(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Run every trial in the client namespace with one probe process. */
+async function runTrials(lab: Lab, trials: OpenPlan['trials'], spaPort: number): Promise<Pick<OpenFigures, 'summary' | 'failures'>> {
+  const plan: OpenPlan = { host: lab.router.ip4, spaPort, tcpPort: SERVICE_PORT, trials };
+  const r = await lab.exec(lab.client, [process.execPath, OPEN_PROBE_PATH], { input: JSON.stringify(plan), timeoutMs: 300_000 });
+  if (r.code !== 0) throw new Error(`open probe exited ${r.code}: ${r.stderr}`);
+  const results = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as TrialResult);
+  const ms = results.flatMap((t) => (t.result === 'open' ? [t.ms] : []));
+  const failures = results.flatMap((t) => (t.result === 'open' ? [] : [`trial ${t.trial} (${t.source}): ${t.result}: ${t.detail}`]));
+  if (results.length !== trials.length) failures.push(`probe reported ${results.length} of ${trials.length} trials`);
+  return { summary: ms.length === 0 ? undefined : summarize(ms), failures };
+}
+
+// ---- fwknopd (Debian fwknop-server / fwknop-client; /work/shared/ref/fwknop.md) ----
+
+const FWKNOP_SPA_PORT = 62201;
+const FWKNOPD_READY = /Starting fwknopd main event loop/;
+const BIN_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+interface FwknopKeys { readonly key: string; readonly hmac: string }
+
+function findBin(name: string): string | undefined {
+  return BIN_DIRS.map((d) => join(d, name)).find((p) => existsSync(p));
+}
+
+/** fwknopd.conf: packaged defaults (pcap on eth0) with every file under `dir`. access.conf:
+ *  one stanza, HMAC on, tcp/22 only, rules live 60 s (longer than the whole run). */
+function writeFwknopConfig(dir: string, keys: FwknopKeys): void {
+  writeFileSync(join(dir, 'fwknopd.conf'), `PCAP_INTF eth0;\nFWKNOP_RUN_DIR ${dir};\n`, { mode: 0o600 });
+  writeFileSync(join(dir, 'access.conf'), [
+    'SOURCE ANY', `KEY_BASE64 ${keys.key}`, `HMAC_KEY_BASE64 ${keys.hmac}`,
+    `OPEN_PORTS tcp/${SERVICE_PORT}`, 'FW_ACCESS_TIMEOUT 60', '',
+  ].join('\n'), { mode: 0o600 });
+}
+
+/** The guard fwknopd expects to sit behind (it inserts its own jump at INPUT position 1). */
+async function startFwknopd(lab: Lab, dir: string, keys: FwknopKeys): Promise<LabProcess> {
+  writeFwknopConfig(dir, keys);
+  const drop = await lab.exec(lab.router, ['iptables', '-w', '-A', 'INPUT', '-p', 'tcp', '--dport', String(SERVICE_PORT), '-j', 'DROP']);
+  if (drop.code !== 0) throw new Error(`open bench: iptables DROP rule: ${drop.stderr}`);
+  const p = lab.spawn(lab.router, [
+    findBin('fwknopd') ?? 'fwknopd', '-f', '-c', join(dir, 'fwknopd.conf'), '-a', join(dir, 'access.conf'),
+    '-i', lab.router.ifname, '-p', join(dir, 'fwknopd.pid'), '-d', join(dir, 'digest.cache'), '-r', dir,
+  ]);
+  await p.waitForOutput(FWKNOPD_READY, 10_000);
+  return p;
+}
+
+function execText(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { env, timeout: 10_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${file} failed: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** One packet per source from the real client: -T builds without sending, -B saves the wire
+ *  string (ref/fwknop.md section 9). HOME points at `dir` so no rc file lands in a real home. */
+async function fwknopPackets(lab: Lab, dir: string, keys: FwknopKeys, addrs: readonly string[]): Promise<string[]> {
+  const env = { ...process.env, HOME: dir };
+  const packets: string[] = [];
+  for (const [i, source] of addrs.entries()) {
+    const file = join(dir, `spa-${i}.txt`);
+    await execText(findBin('fwknop') ?? 'fwknop', [
+      '--no-rc-file', '--no-save-args', '-T', '-A', `tcp/${SERVICE_PORT}`, '-a', source, '-D', lab.router.ip4,
+      '--key-base64-rijndael', keys.key, '--key-base64-hmac', keys.hmac, '--use-hmac', '-B', file,
+    ], env);
+    packets.push(readFileSync(file, 'ascii').trim());
+  }
+  return packets;
+}
+
+async function benchPostern(): Promise<OpenFigures> {
+  // The daemon's defaults except the backend (the harness's 1 s reconcile is a test setting).
+  const world = await createWorld({ tag: 'bench', config: { firewall: { backend: 'iptables' } } });
+  try {
+    const daemon = await world.startDaemon();
+    await sleep(IDLE_MS);
+    const rss = rssMb(daemon.pid);
+    const addrs = sources();
+    await addSources(world.lab, addrs);
+    const trials = addrs.map((source) => ({ source, packetHex: world.packet().toString('hex') }));
+    return { ...(await runTrials(world.lab, trials, SPA_PORT)), rssMb: rss };
+  } finally {
+    await world.close();
+  }
+}
+
+async function benchFwknopd(): Promise<OpenFigures> {
+  const lab = await createLab({ tag: 'fwk' });
+  const dir = mkdtempSync(join(tmpdir(), 'postern-bench-fwknop-'));
+  try {
+    const echo = lab.spawn(lab.router, probeArgv(['echo-server', SERVICE_PORT]));
+    await echo.waitForOutput(/listening/, 10_000);
+    const keys: FwknopKeys = { key: randomBytes(32).toString('base64'), hmac: randomBytes(64).toString('base64') };
+    const fwknopd = await startFwknopd(lab, dir, keys);
+    await sleep(IDLE_MS);
+    const rss = rssMb(fwknopd.pid);
+    const addrs = sources();
+    await addSources(lab, addrs);
+    const packets = await fwknopPackets(lab, dir, keys, addrs);
+    const trials = addrs.map((source, i) => ({ source, packetHex: Buffer.from(packets[i]!, 'ascii').toString('hex') }));
+    const figures = await runTrials(lab, trials, FWKNOP_SPA_PORT);
+    return { ...figures, rssMb: rss };
+  } finally {
+    await lab.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function timeLine(name: string, f: OpenFigures, targets: boolean): string {
+  if (f.summary === undefined) return `${name}: no trial opened`;
+  const s = f.summary;
+  const t = targets
+    ? `   targets: median <= ${TARGET.medianMs} ms ${verdict(s.median, TARGET.medianMs)}, p95 <= ${TARGET.p95Ms} ms ${verdict(s.p95, TARGET.p95Ms)}`
+    : '';
+  return `${name.padEnd(9)} median ${fmt(s.median)} ms  p95 ${fmt(s.p95)} ms  (p10 ${fmt(s.p10)}, min ${fmt(s.min)}, max ${fmt(s.max)}; ${s.n} trials)${t}`;
+}
+
+function rssLine(name: string, f: OpenFigures, target: boolean): string {
+  if (f.rssMb === undefined) return `${name} idle RSS: unreadable`;
+  const t = target ? `   target <= ${TARGET.rssMb} MB ${verdict(f.rssMb, TARGET.rssMb)}` : '';
+  return `${name} idle RSS: ${fmt(f.rssMb)} MB${t}`;
+}
+
+function printFailures(print: Print, name: string, f: OpenFigures): void {
+  for (const line of f.failures.slice(0, 5)) print(`  ${name} failed ${line}`);
+  if (f.failures.length > 5) print(`  ... and ${f.failures.length - 5} more`);
+}
+
+export async function runOpenBench(print: Print): Promise<void> {
+  const skip = labSkipReason() ?? bundleSkipReason();
+  if (skip !== undefined) {
+    print(`open: skipped: ${skip}`);
+    return;
+  }
+  print(`open: time from SPA send to TCP connect on tcp/${SERVICE_PORT}, ${TRIALS} trials per daemon, each from its own`);
+  print('      client address, timed inside the client namespace by one probe process (Node start-up not counted)');
+  const postern = await benchPostern();
+  print(timeLine('postern', postern, true));
+  printFailures(print, 'postern', postern);
+  print(rssLine('postern', postern, true));
+  if (findBin('fwknopd') === undefined || findBin('fwknop') === undefined) {
+    print('fwknopd not installed: skipped comparison');
+    return;
+  }
+  const fwk = await benchFwknopd();
+  print(timeLine('fwknopd', fwk, false));
+  printFailures(print, 'fwknopd', fwk);
+  print(rssLine('fwknopd', fwk, false));
+  if (postern.summary !== undefined && fwk.summary !== undefined) {
+    const ratio = (a: number, b: number): string => `${(a / b).toFixed(1)}x`;
+    print(`fwknopd / postern: median ${ratio(fwk.summary.median, postern.summary.median)}, p95 ${ratio(fwk.summary.p95, postern.summary.p95)}`);
+  }
+}
