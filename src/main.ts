@@ -2,7 +2,7 @@
 // Bundle entry: the subcommand table (STYLE.md principle 11; wireguard-tools src/wg.c).
 // Help is generated from the table, so it cannot drift. The only process.exit.
 
-import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, errOut, out, type Command } from './cli/command.ts';
+import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, errOut, out, parseCommandArgs, type Command } from './cli/command.ts';
 import { configCommand } from './cli/config-check.ts';
 import { daemonCommand } from './cli/daemon.ts';
 import { keygenCommand } from './cli/keygen.ts';
@@ -11,10 +11,13 @@ import { profileCommand } from './cli/profile.ts';
 import { sshCommand } from './cli/ssh.ts';
 import { VERSION } from './version.ts';
 
+const VERSION_USAGE = 'usage: postern version\n\n  Prints postern\'s version and the Node it runs on.';
+
 const versionCommand: Command = {
-  name: 'version', summary: 'Print the version', usage: 'usage: postern version',
-  run: async () => {
-    out(`postern ${VERSION} (node ${process.versions.node})`);
+  name: 'version', summary: 'Print the version', usage: VERSION_USAGE,
+  run: async (args) => {
+    const { values } = parseCommandArgs(args, {}, false);
+    out(values.help ? VERSION_USAGE : `postern ${VERSION} (node ${process.versions.node})`);
     return EXIT_OK;
   },
 };

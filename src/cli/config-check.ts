@@ -23,7 +23,7 @@ async function run(args: string[]): Promise<number> {
     return result.ok ? EXIT_OK : EXIT_FAIL;
   }
   if (result.ok) {
-    out(`${file}: valid (device ${result.config.device}, ${result.config.keys.length} keys, guarding ${result.config.raw.guarded.join(' ')})`);
+    out(`${file}: valid (device ${result.config.device}, ${result.config.keys.length} key${result.config.keys.length === 1 ? '' : 's'}, guarding ${result.config.raw.guarded.join(' ')})`);
     return EXIT_OK;
   }
   errOut(`${file}: ${result.errors.length} error${result.errors.length === 1 ? '' : 's'}`);

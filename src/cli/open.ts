@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // `postern open`: send one SPA packet; with --wait, probe until the service answers.
 
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { systemClock } from '../platform/clock.ts';
 import { canonicalAddress } from '../wire/address.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
@@ -54,12 +54,19 @@ function allowAddress(value: string | undefined): string | undefined {
   return canon;
 }
 
-/** Parse, build and send; shared with `postern ssh`. */
-export async function sendOpen(
+export interface PreparedOpen {
+  readonly target: Target;
+  readonly services: readonly Service[];
+  readonly packet: Buffer;
+}
+
+/** Everything that can fail on user input, before anything is sent (a usage error must
+ *  never follow a packet on the wire). Shared with `postern ssh`. */
+export function prepareOpen(
   host: string | undefined,
   serviceArgs: readonly string[] | ((t: Target) => readonly string[]),
   values: Record<string, string | boolean | undefined>,
-): Promise<SentPacket> {
+): PreparedOpen {
   const target = resolveTarget(host, values as Parameters<typeof resolveTarget>[1]);
   const wanted = typeof serviceArgs === 'function' ? serviceArgs(target) : serviceArgs;
   const services = parseServices(wanted.length > 0 ? wanted : target.profile?.services ?? []);
@@ -68,11 +75,22 @@ export async function sendOpen(
     credential: target.credential, type: values['close'] ? 'close' : 'open', services, durationS,
     allowAddress: allowAddress(values['allow-ip'] as string | undefined), nowMs: systemClock.wallMs(),
   });
-  const { address, family } = await resolveHost(target.host);
-  await sendDatagram(packet, address, family, target.port);
-  const save = values['save-packet'];
-  if (typeof save === 'string') writeFileSync(save, packet.toString('hex') + '\n', { mode: 0o600 });
-  return { target, address, family, services, bytes: packet.length };
+  return { target, services, packet };
+}
+
+export async function sendOpen(prep: PreparedOpen, savePath?: string): Promise<SentPacket> {
+  const { address, family } = await resolveHost(prep.target.host);
+  await sendDatagram(prep.packet, address, family, prep.target.port);
+  if (savePath !== undefined) {
+    writeFileSync(savePath, prep.packet.toString('hex') + '\n', { mode: 0o600 });
+    chmodSync(savePath, 0o600);
+  }
+  return { target: prep.target, address, family, services: prep.services, bytes: prep.packet.length };
+}
+
+function probeFor(prep: PreparedOpen): Service | undefined {
+  const ssh = prep.target.profile?.ssh_port;
+  return prep.services.find((s) => s.proto === 'tcp') ?? (ssh ? { proto: 'tcp', port: ssh } : undefined);
 }
 
 async function run(args: string[]): Promise<number> {
@@ -83,12 +101,13 @@ async function run(args: string[]): Promise<number> {
   }
   const [host, ...serviceArgs] = positionals;
   const timeoutS = intOption(values.timeout, 'timeout', 1, 600) ?? 10;
-  const sent = await sendOpen(host, serviceArgs, values);
+  const prep = prepareOpen(host, serviceArgs, values);
+  const probe = values.wait && !values.close ? probeFor(prep) : undefined;
+  if (values.wait && !values.close && !probe) throw new UsageError('--wait needs a tcp SERVICE to probe');
+  const sent = await sendOpen(prep, values['save-packet']);
   const report: Record<string, unknown> = { sent: true, host: sent.address, spa_port: sent.target.port, bytes: sent.bytes };
   let code = EXIT_OK;
-  if (values.wait && !values.close) {
-    const probe = sent.services.find((s) => s.proto === 'tcp') ?? (sent.target.profile?.ssh_port ? { proto: 'tcp', port: sent.target.profile.ssh_port } : undefined);
-    if (!probe) throw new UsageError('--wait needs a tcp SERVICE to probe');
+  if (probe) {
     const ms = await waitForOpen(sent.address, probe.port, timeoutS * 1000);
     Object.assign(report, { probe: `tcp/${probe.port}`, open: ms !== undefined, ms });
     if (ms === undefined) code = EXIT_FAIL;

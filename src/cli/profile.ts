@@ -62,7 +62,8 @@ async function run(args: string[]): Promise<number> {
   const [verb, name, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
   if (verb === 'list') return list(values.json === true);
-  if (!name) throw new UsageError(`profile ${verb ?? ''} needs a NAME`);
+  if (verb !== 'add' && verb !== 'remove') throw new UsageError('expected profile add, list or remove');
+  if (!name) throw new UsageError(`profile ${verb} needs a NAME`);
   const profiles = readProfiles();
   if (verb === 'add') {
     const profile = buildProfile(values);

@@ -5,7 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
-import { sendOpen } from './open.ts';
+import { prepareOpen, sendOpen } from './open.ts';
 import { waitForOpen } from './spa-client.ts';
 
 const USAGE = `usage: postern ssh [--key CRED | --key-file FILE | --profile NAME] [--port N]
@@ -45,12 +45,13 @@ async function run(args: string[]): Promise<number> {
   const user = at >= 0 ? split.host.slice(0, at) : undefined;
   const host = at >= 0 ? split.host.slice(at + 1) : split.host;
   const sshPortOpt = intOption(values['ssh-port'], 'ssh-port', 1, 65535);
+  const timeoutS = intOption(values.timeout, 'timeout', 1, 600) ?? 10;
   let sshPort = 22;
-  const sent = await sendOpen(host, (t) => {
+  const prep = prepareOpen(host, (t) => {
     sshPort = sshPortOpt ?? t.profile?.ssh_port ?? 22;
     return [`tcp/${sshPort}`];
   }, values);
-  const timeoutS = intOption(values.timeout, 'timeout', 1, 600) ?? 10;
+  const sent = await sendOpen(prep);
   const ms = await waitForOpen(sent.address, sshPort, timeoutS * 1000);
   if (ms === undefined) {
     errOut(`tcp/${sshPort} on ${sent.address} did not open within ${timeoutS} s: the device refused the packet or cannot be reached`);

@@ -9,8 +9,8 @@ import { DEFAULT_SPA_PORT } from '../config/schema.ts';
 import { parseService } from '../config/load.ts';
 import type { Service } from '../firewall/types.ts';
 import { CREDENTIAL_ERRORS, parseCredential, type Credential } from '../spa/credential.ts';
-import { UsageError } from './command.ts';
-import { profilesPath, readProfiles, type Profile } from './profiles.ts';
+import { UsageError, errOut, intOption } from './command.ts';
+import { profilesPath, profilesTooOpen, readProfiles, type Profile } from './profiles.ts';
 
 export interface TargetOptions {
   readonly key?: string | undefined;
@@ -27,6 +27,7 @@ export interface Target {
 }
 
 function credentialText(opts: TargetOptions, profile: Profile | undefined): string {
+  if (opts.key !== undefined && opts['key-file'] !== undefined) throw new UsageError('give --key or --key-file, not both');
   if (opts.key !== undefined) return opts.key;
   if (opts['key-file'] !== undefined) {
     try {
@@ -44,7 +45,8 @@ function credentialText(opts: TargetOptions, profile: Profile | undefined): stri
 export function parseServices(list: readonly string[]): Service[] {
   return list.map((s) => {
     const svc = parseService(/^[0-9]+$/.test(s) ? `tcp/${s}` : s);
-    if (!svc) throw new UsageError(`not a service: ${JSON.stringify(s)} (use tcp/22, udp/53 or a bare port for tcp)`);
+    if (s.startsWith('postern1:')) throw new UsageError('that looks like a credential, not a service: use --key-file FILE');
+    if (!svc) throw new UsageError(`not a service: ${JSON.stringify(s.slice(0, 20))} (use tcp/22, udp/53 or a bare port for tcp)`);
     return svc;
   });
 }
@@ -53,14 +55,12 @@ export function resolveTarget(hostArg: string | undefined, opts: TargetOptions):
   const profiles = opts.profile !== undefined || hostArg !== undefined ? readProfiles() : {};
   const profileName = opts.profile ?? (hostArg !== undefined && profiles[hostArg] ? hostArg : undefined);
   const profile = profileName === undefined ? undefined : profiles[profileName];
+  if (profile && profilesTooOpen()) errOut(`postern: warning: ${profilesPath()} is readable by others; it holds credentials (chmod 600 it)`);
   if (profileName !== undefined && !profile) throw new UsageError(`no profile ${JSON.stringify(profileName)} in ${profilesPath()}`);
   const host = profile && hostArg === profileName ? profile.host : hostArg ?? profile?.host;
   if (!host) throw new UsageError('which host? give HOST or --profile');
   const cred = parseCredential(credentialText(opts, profile));
   if (!cred.ok) throw new UsageError(`bad credential: ${CREDENTIAL_ERRORS[cred.reason]}`);
-  const portOpt = opts.port === undefined ? undefined : Number(opts.port);
-  if (portOpt !== undefined && !(Number.isInteger(portOpt) && portOpt >= 1 && portOpt <= 65535)) {
-    throw new UsageError('--port must be 1-65535');
-  }
+  const portOpt = intOption(opts.port, 'port', 1, 65535);
   return { host, port: portOpt ?? profile?.port ?? DEFAULT_SPA_PORT, credential: cred.value, profile };
 }

@@ -40,8 +40,9 @@ export function serviceText(s: Service): string {
 
 /** Show a value in an error message; secrets never (STYLE.md principle 6). */
 function show(path: string, value: unknown): string {
-  if (/credential/.test(path)) return '(hidden)';
   const s = JSON.stringify(value);
+  // By path, and by content: a misspelt key or a bare string may still hold a credential.
+  if (/credential/.test(path) || (s !== undefined && s.includes('postern1:'))) return '(hidden)';
   return s === undefined ? 'nothing' : s.length > 60 ? s.slice(0, 57) + '...' : s;
 }
 
@@ -133,7 +134,9 @@ export function loadConfigFile(path: string): LoadResult {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return { ok: false, errors: [`${path}: not valid JSON (${(err as Error).message})`] };
+    // JSON.parse quotes the text around the error, which may be part of a credential.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    return { ok: false, errors: [`${path}: not valid JSON${at === undefined ? '' : ` (at character ${at})`}`] };
   }
   return validateConfig(json);
 }

@@ -28,6 +28,9 @@
 import { fail, ok, type Decoded } from '../wire/result.ts';
 import { MAX_RING_CAPACITY, MIN_RING_CAPACITY, ReplayRing, TRUNCATED_TAG_SIZE, tagWord } from './replay-ring.ts';
 
+export { MAX_RING_CAPACITY, MIN_RING_CAPACITY, TRUNCATED_TAG_SIZE } from './replay-ring.ts';
+
+/** The pipeline reports 'replay' and 'stale' under the alert reasons of the same names. */
 export type Freshness = 'fresh' | 'replay' | 'stale';
 
 export interface ReplayOptions {

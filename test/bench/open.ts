@@ -20,7 +20,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { IP_BIN, createLab, labSkipReason, type Lab, type LabProcess } from '../lab/lab.ts';
 import { probeArgv } from '../lab/net-probe.ts';
 import { SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sleep } from '../e2e/harness.ts';
@@ -38,8 +38,12 @@ type Print = (line: string) => void;
 export interface OpenFigures {
   readonly summary: Summary | undefined;
   readonly failures: readonly string[];
-  readonly rssMb: number | undefined;
+  readonly rss: Rss | undefined;
+  /** an idle `node -e` on the same Node, started with the daemon (postern only) */
+  readonly bareRss?: Rss;
 }
+
+export interface Rss { readonly mb: number; readonly what: string }
 
 function sources(): string[] {
   return Array.from({ length: TRIALS }, (_, i) => `198.18.0.${FIRST_SOURCE + i}`);
@@ -58,11 +62,13 @@ async function addSources(lab: Lab, addrs: readonly string[]): Promise<void> {
   await batch(lab.router, addrs.map((a) => `neigh replace ${a} lladdr ${mac} dev ${lab.router.ifname} nud permanent`));
 }
 
-/** VmRSS of a process, in MB (1 MB = 1024 kB, as `ps` and top report it). */
-export function rssMb(pid: number): number | undefined {
+/** VmRSS of a process in MB (1 MB = 1024 kB, as ps and top count), with its name so the
+ *  report shows which process was read (the lab's `ip netns exec` execs the daemon in place). */
+export function readRss(pid: number): Rss | undefined {
   try {
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : undefined;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, 2).map((a) => basename(a));
+    return m ? { mb: Number(m[1]) / 1024, what: `pid ${pid}: ${argv.join(' ')}` } : undefined;
   } catch {
     return undefined;
   }
@@ -94,8 +100,8 @@ function findBin(name: string): string | undefined {
 
 /** fwknopd.conf: packaged defaults (pcap on eth0) with every file under `dir`. access.conf:
  *  one stanza, HMAC on, tcp/22 only, rules live 60 s (longer than the whole run). */
-function writeFwknopConfig(dir: string, keys: FwknopKeys): void {
-  writeFileSync(join(dir, 'fwknopd.conf'), `PCAP_INTF eth0;\nFWKNOP_RUN_DIR ${dir};\n`, { mode: 0o600 });
+function writeFwknopConfig(dir: string, ifname: string, keys: FwknopKeys): void {
+  writeFileSync(join(dir, 'fwknopd.conf'), `PCAP_INTF ${ifname};\nFWKNOP_RUN_DIR ${dir};\n`, { mode: 0o600 });
   writeFileSync(join(dir, 'access.conf'), [
     'SOURCE ANY', `KEY_BASE64 ${keys.key}`, `HMAC_KEY_BASE64 ${keys.hmac}`,
     `OPEN_PORTS tcp/${SERVICE_PORT}`, 'FW_ACCESS_TIMEOUT 60', '',
@@ -104,8 +110,8 @@ function writeFwknopConfig(dir: string, keys: FwknopKeys): void {
 
 /** The guard fwknopd expects to sit behind (it inserts its own jump at INPUT position 1). */
 async function startFwknopd(lab: Lab, dir: string, keys: FwknopKeys): Promise<LabProcess> {
-  writeFwknopConfig(dir, keys);
-  const drop = await lab.exec(lab.router, ['iptables', '-w', '-A', 'INPUT', '-p', 'tcp', '--dport', String(SERVICE_PORT), '-j', 'DROP']);
+  writeFwknopConfig(dir, lab.router.ifname, keys);
+  const drop = await lab.exec(lab.router, [findBin('iptables') ?? 'iptables', '-w', '-A', 'INPUT', '-p', 'tcp', '--dport', String(SERVICE_PORT), '-j', 'DROP']);
   if (drop.code !== 0) throw new Error(`open bench: iptables DROP rule: ${drop.stderr}`);
   const p = lab.spawn(lab.router, [
     findBin('fwknopd') ?? 'fwknopd', '-f', '-c', join(dir, 'fwknopd.conf'), '-a', join(dir, 'access.conf'),
@@ -144,13 +150,17 @@ async function benchPostern(): Promise<OpenFigures> {
   // The daemon's defaults except the backend (the harness's 1 s reconcile is a test setting).
   const world = await createWorld({ tag: 'bench', config: { firewall: { backend: 'iptables' } } });
   try {
+    // A bare Node beside it, for scale: how much of the RSS is the runtime itself.
+    const bare = world.lab.spawn(world.lab.router, [process.execPath, '-e', 'setTimeout(() => {}, 60_000)']);
     const daemon = await world.startDaemon();
     await sleep(IDLE_MS);
-    const rss = rssMb(daemon.pid);
+    const rss = readRss(daemon.pid);
+    const bareRss = readRss(bare.pid);
+    bare.kill();
     const addrs = sources();
     await addSources(world.lab, addrs);
     const trials = addrs.map((source) => ({ source, packetHex: world.packet().toString('hex') }));
-    return { ...(await runTrials(world.lab, trials, SPA_PORT)), rssMb: rss };
+    return { ...(await runTrials(world.lab, trials, SPA_PORT)), rss, ...(bareRss && { bareRss }) };
   } finally {
     await world.close();
   }
@@ -165,13 +175,13 @@ async function benchFwknopd(): Promise<OpenFigures> {
     const keys: FwknopKeys = { key: randomBytes(32).toString('base64'), hmac: randomBytes(64).toString('base64') };
     const fwknopd = await startFwknopd(lab, dir, keys);
     await sleep(IDLE_MS);
-    const rss = rssMb(fwknopd.pid);
+    const rss = readRss(fwknopd.pid);
     const addrs = sources();
     await addSources(lab, addrs);
     const packets = await fwknopPackets(lab, dir, keys, addrs);
     const trials = addrs.map((source, i) => ({ source, packetHex: Buffer.from(packets[i]!, 'ascii').toString('hex') }));
     const figures = await runTrials(lab, trials, FWKNOP_SPA_PORT);
-    return { ...figures, rssMb: rss };
+    return { ...figures, rss };
   } finally {
     await lab.close();
     rmSync(dir, { recursive: true, force: true });
@@ -188,9 +198,9 @@ function timeLine(name: string, f: OpenFigures, targets: boolean): string {
 }
 
 function rssLine(name: string, f: OpenFigures, target: boolean): string {
-  if (f.rssMb === undefined) return `${name} idle RSS: unreadable`;
-  const t = target ? `   target <= ${TARGET.rssMb} MB ${verdict(f.rssMb, TARGET.rssMb)}` : '';
-  return `${name} idle RSS: ${fmt(f.rssMb)} MB${t}`;
+  if (f.rss === undefined) return `${name} idle RSS: unreadable`;
+  const t = target ? `   target <= ${TARGET.rssMb} MB ${verdict(f.rss.mb, TARGET.rssMb)}` : '';
+  return `${name} idle RSS: ${fmt(f.rss.mb)} MB (VmRSS of ${f.rss.what}, ${IDLE_MS / 1000} s after start)${t}`;
 }
 
 function printFailures(print: Print, name: string, f: OpenFigures): void {
@@ -210,6 +220,7 @@ export async function runOpenBench(print: Print): Promise<void> {
   print(timeLine('postern', postern, true));
   printFailures(print, 'postern', postern);
   print(rssLine('postern', postern, true));
+  if (postern.bareRss) print(`  for scale, a bare idle \`node -e\` on the same Node: ${fmt(postern.bareRss.mb)} MB`);
   if (findBin('fwknopd') === undefined || findBin('fwknop') === undefined) {
     print('fwknopd not installed: skipped comparison');
     return;

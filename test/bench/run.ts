@@ -4,6 +4,8 @@
 // ratios; they never assert timings. Exit 0 when every selected benchmark ran (or skipped
 // with a reason), 1 when one failed, 2 on a usage error.
 
+import { availableParallelism, cpus, loadavg } from 'node:os';
+
 const BENCHES = {
   core: {
     about: 'hot-path costs: unknown-key rejection, full verification, replay ring, CMAC (ns/op)',
@@ -39,6 +41,13 @@ function select(args: readonly string[]): BenchName[] | undefined {
   return isBench(name) ? [name] : undefined;
 }
 
+/** Figures only mean something beside the machine and its load: other work on a 2-core
+ *  box moves every number here, so the header says how busy it was. */
+function machineLine(): string {
+  const [load1 = 0] = loadavg();
+  return `machine: ${cpus()[0]?.model ?? 'unknown CPU'} x ${availableParallelism()}, load average (1 min) ${load1.toFixed(2)}, node ${process.version}`;
+}
+
 async function main(args: readonly string[]): Promise<number> {
   if (args[0] === '-h' || args[0] === '--help' || args[0] === 'help') {
     console.log(usage());
@@ -50,8 +59,9 @@ async function main(args: readonly string[]): Promise<number> {
     return 2;
   }
   let status = 0;
-  for (const [n, name] of names.entries()) {
-    if (n > 0) console.log('');
+  console.log(machineLine());
+  for (const name of names) {
+    console.log('');
     try {
       await BENCHES[name].run();
     } catch (err) {
