@@ -15,20 +15,26 @@ interface Entry {
   readonly ts: number;
 }
 
-type Op = { t: 'push'; key: number; tag: number } | { t: 'drop'; key: number; parity: number } | { t: 'probe'; key: number; tag: number };
+type Op =
+  | { t: 'push'; key: number; tag: number }
+  | { t: 'drop'; key: number; parity: number }
+  | { t: 'probe'; key: number; tag: number };
 
 const KEYS = [0, 7, 0xffff_ffff];
 const TAGS: readonly [number, number][] = Array.from({ length: 40 }, (_, i) => [(i * 0x9e3779b9) >>> 0, i % 5]);
 
-const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ t: fc.constant('push' as const), key: fc.constantFrom(...KEYS), tag: fc.nat({ max: TAGS.length - 1 }) }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('drop' as const), key: fc.constantFrom(...KEYS), parity: fc.nat({ max: 2 }) }) },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('probe' as const), key: fc.constantFrom(...KEYS), tag: fc.nat({ max: TAGS.length - 1 }) }) },
+const keyArb = fc.constantFrom(...KEYS);
+const tagArb = fc.nat({ max: TAGS.length - 1 });
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 8, arbitrary: fc.record({ t: fc.constant('push' as const), key: keyArb, tag: tagArb }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('drop' as const), key: keyArb, parity: fc.nat({ max: 2 }) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('probe' as const), key: keyArb, tag: tagArb }) },
 );
+const opsArb = fc.array(opArb, { minLength: 50, maxLength: 300 });
 
 it('ring matches an array model (order, eviction, removal, lookups, onLeave)', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 16, max: 24 }), fc.nat(), fc.array(op, { minLength: 50, maxLength: 300 }), (capacity, seed, ops) => {
+    fc.property(fc.integer({ min: 16, max: 24 }), fc.nat(), opsArb, (capacity, seed, ops) => {
       const left: Entry[] = [];
       const ring = new ReplayRing(capacity, seed, (key, ts) => left.push({ key, hi: 0, lo: 0, ts }));
       let model: Entry[] = [];
