@@ -5,6 +5,7 @@
 import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, errOut, out, parseCommandArgs, type Command } from './cli/command.ts';
 import { configCommand } from './cli/config-check.ts';
 import { daemonCommand } from './cli/daemon.ts';
+import { doctorCommand } from './cli/doctor.ts';
 import { keygenCommand } from './cli/keygen.ts';
 import { openCommand } from './cli/open.ts';
 import { profileCommand } from './cli/profile.ts';
@@ -23,7 +24,7 @@ const versionCommand: Command = {
 };
 
 export const COMMANDS: readonly Command[] = [
-  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, versionCommand,
+  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, doctorCommand, versionCommand,
 ];
 
 function help(): string {

@@ -54,6 +54,18 @@ function loadRawSocket(): RawSocketModule {
   return require('raw-socket') as RawSocketModule;
 }
 
+/** For `postern doctor`: can this process open raw sockets? undefined = yes, else why not. */
+export function probeRawSocket(): string | undefined {
+  try {
+    const raw = loadRawSocket();
+    const sock = raw.createSocket({ protocol: raw.Protocol.UDP, addressFamily: raw.AddressFamily.IPv4 });
+    sock.close();
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
 export class RawCapture implements PacketSource {
   readonly #opts: CaptureOptions;
   #sockets: RawSocket[] = [];

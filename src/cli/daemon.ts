@@ -9,7 +9,7 @@ import v8 from 'node:v8';
 import { createLogger, type Level } from '../log/logger.ts';
 import { systemClock } from '../platform/clock.ts';
 import { ConfigError, Daemon } from '../daemon/daemon.ts';
-import { makeBackend, makeCapture } from '../daemon/wiring.ts';
+import { makeBackend, makeCapture, resolveBackendName } from '../daemon/wiring.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, out, parseCommandArgs, type Command } from './command.ts';
 
@@ -44,10 +44,11 @@ async function run(args: string[]): Promise<number> {
   // Board files may still pass their own heap caps on the command line.
   v8.setFlagsFromString('--max-semi-space-size=1');
   const logger = createLogger({ level: (values['log-level'] ?? pre.config.raw.log_level) as Level });
-  const dryRun = values['dry-run'] === true;
+  // The backend is chosen once per process: changing firewall.backend takes a restart.
+  const backend = values['dry-run'] === true ? 'dry-run' : await resolveBackendName(pre.config);
   const daemon = new Daemon({
     configPath: values.config, logger, clock: systemClock,
-    makeBackend: (c) => makeBackend(c, logger.child('firewall'), dryRun),
+    makeBackend: (c) => makeBackend(c, backend, { logger: logger.child('firewall'), clock: systemClock }),
     makeCapture: (c) => makeCapture(c, logger.child('capture')),
   });
   // Handlers go in before start(): a signal during start-up must not kill the process

@@ -33,7 +33,11 @@ export const SpaSchema = Type.Object({
 }, { additionalProperties: false, default: {} });
 
 export const FirewallSchema = Type.Object({
-  backend: Type.Union([Type.Literal('iptables'), Type.Literal('dry-run')], { default: 'iptables' }),
+  backend: Type.Union(
+    [Type.Literal('auto'), Type.Literal('nft'), Type.Literal('iptables'), Type.Literal('dry-run')],
+    { default: 'auto', description: 'auto = nft when the nft binary works, else iptables' },
+  ),
+  nft: Type.String({ minLength: 1, default: 'nft' }),
   keep_guarding_on_exit: Type.Boolean({ default: false }),
   reconcile_interval_s: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   iptables: Type.String({ minLength: 1, default: 'iptables' }),

@@ -43,13 +43,18 @@ export interface World {
   close(): Promise<void>;
 }
 
+export type Backend = 'iptables' | 'nft';
+/** Every end-to-end scenario runs against each real backend (issue: parameterized, not copied). */
+export const BACKENDS: readonly Backend[] = ['nft', 'iptables'];
+
 export interface WorldOptions {
+  readonly backend?: Backend;
   readonly keys?: readonly KeySpec[];
   readonly config?: Record<string, unknown>;
   readonly tag?: string;
 }
 
-function baseConfig(dir: string, keys: readonly KeySpec[], patch: Record<string, unknown>): Record<string, unknown> {
+function baseConfig(dir: string, backend: Backend, keys: readonly KeySpec[], patch: Record<string, unknown>): Record<string, unknown> {
   return {
     state: { database: join(dir, 'state.db') },
     device: 'lab-router',
@@ -57,13 +62,14 @@ function baseConfig(dir: string, keys: readonly KeySpec[], patch: Record<string,
     guarded: [`tcp/${SERVICE_PORT}`, 'tcp/443'],
     spa: { port: SPA_PORT, clock: 'trusted', window_s: 60 },
     keys: keys.map((k) => ({ name: k.name, credential: k.credential.encode(), services: [`tcp/${SERVICE_PORT}`], max_duration_s: 120, ...k.extra })),
-    firewall: { backend: 'iptables', reconcile_interval_s: 1 },
     ...patch,
+    firewall: { backend, reconcile_interval_s: 1, ...(patch['firewall'] as object | undefined) },
   };
 }
 
 export async function createWorld(opts: WorldOptions = {}): Promise<World> {
   const lab = await createLab(opts.tag === undefined ? {} : { tag: opts.tag });
+  const backend = opts.backend ?? 'iptables';
   const dir = mkdtempSync(join(tmpdir(), 'postern-e2e-'));
   const key = generateCredential();
   const keys = opts.keys ?? [{ name: 'tech', credential: key }];
@@ -74,7 +80,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
     lab, dir, configPath, key,
     daemon: undefined as unknown as LabProcess,
     writeConfig(patch = {}) {
-      writeFileSync(configPath, JSON.stringify(baseConfig(dir, keys, { ...opts.config, ...patch }), null, 2), { mode: 0o600 });
+      writeFileSync(configPath, JSON.stringify(baseConfig(dir, backend, keys, { ...opts.config, ...patch }), null, 2), { mode: 0o600 });
     },
     async startDaemon() {
       const p = lab.spawn(lab.router, [process.execPath, BUNDLE, 'daemon', '--config', configPath]);
@@ -96,6 +102,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
       return r.stdout;
     },
     async grantRules(family = 4) {
+      if (backend === 'nft') return nftElements(lab, family);
       const out = await world.iptables(['-S', 'POSTERN-GRANTS'], family).catch(() => '');
       return out.split('\n').filter((l) => l.startsWith('-A POSTERN-GRANTS'));
     },
@@ -111,6 +118,21 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
 
 export function keyFileArgs(world: World): string[] {
   return ['--key-file', join(world.dir, 'tech.key')];
+}
+
+interface NftElem { elem?: { val?: { concat?: unknown[] }; timeout?: number; comment?: string } }
+
+/** One line per grant element: "addr proto port timeout=N comment" (timeout changes on extension). */
+async function nftElements(lab: Lab, family: 4 | 6): Promise<string[]> {
+  const r = await lab.exec(lab.router, ['nft', '-j', 'list', 'set', 'inet', 'postern', `grants${family}`]);
+  if (r.code !== 0) return [];
+  const items = (JSON.parse(r.stdout) as { nftables: { set?: { elem?: (NftElem | unknown[])[] } }[] }).nftables;
+  const elems = items.flatMap((i) => i.set?.elem ?? []);
+  return elems.map((e) => {
+    const el = (e as NftElem).elem;
+    const concat = el?.val?.concat ?? (Array.isArray(e) ? e : []);
+    return `${concat.map((c) => (typeof c === 'object' ? JSON.stringify(c) : String(c))).join(' ')} timeout=${el?.timeout ?? '?'} ${el?.comment ?? ''}`;
+  });
 }
 
 /** Poll `fn` until it returns true or `ms` passes. */
