@@ -4,6 +4,8 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { systemClock } from '../platform/clock.ts';
 import { canonicalAddress } from '../wire/address.ts';
+import { parseTarget } from '../config/load.ts';
+import type { NatTarget } from '../spa/message.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
 import { buildPacket, resolveHost, sendDatagram, waitForOpen } from './spa-client.ts';
 import { parseServices, resolveTarget, type Target } from './target.ts';
@@ -11,7 +13,7 @@ import type { Service } from '../firewall/types.ts';
 
 const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file FILE | --profile NAME)
                     [--allow-ip auto|ADDR] [--duration S] [--port N] [--wait] [--timeout S]
-                    [--close] [--save-packet FILE] [--json]
+                    [--forward HOST:PORT] [--close] [--save-packet FILE] [--json]
 
   Sends one Single Packet Authorization packet to HOST, asking it to open SERVICEs
   (tcp/22, udp/53, or a bare port meaning tcp) for this machine's address. With no
@@ -27,6 +29,8 @@ const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file F
   --port N          the device's SPA port (default 62442)
   --wait            probe the first tcp SERVICE until it accepts a connection
   --timeout S       how long --wait tries (default 10)
+  --forward T       ask a router to forward to the LAN target T (host:port or [v6]:port)
+                    that the key's stanza lists; SERVICE, if given, is the external port
   --close           ask the device to close this key's grants for this address now
   --save-packet F   also write the packet sent, as hex, to F (debugging; it can only be
                     replayed, and the device refuses replays)
@@ -36,7 +40,7 @@ const OPTIONS = {
   key: { type: 'string' }, 'key-file': { type: 'string' }, profile: { type: 'string' },
   'allow-ip': { type: 'string' }, duration: { type: 'string' }, port: { type: 'string' },
   wait: { type: 'boolean' }, timeout: { type: 'string' }, close: { type: 'boolean' }, json: { type: 'boolean' },
-  'save-packet': { type: 'string' },
+  'save-packet': { type: 'string' }, forward: { type: 'string' },
 } as const;
 
 export interface SentPacket {
@@ -52,6 +56,15 @@ function allowAddress(value: string | undefined): string | undefined {
   const canon = canonicalAddress(value);
   if (canon === undefined) throw new UsageError(`--allow-ip: not an address: ${JSON.stringify(value)}`);
   return canon;
+}
+
+function forwardTarget(value: string | undefined, close: boolean, services: readonly Service[]): NatTarget | undefined {
+  if (value === undefined) return undefined;
+  if (close) throw new UsageError('--forward and --close do not go together');
+  if (services.length > 1) throw new UsageError('--forward takes at most one SERVICE (the external port)');
+  const t = parseTarget(value);
+  if (!t) throw new UsageError('--forward: expected host:port or [IPv6]:port with a literal address');
+  return t;
 }
 
 export interface PreparedOpen {
@@ -71,9 +84,10 @@ export function prepareOpen(
   const wanted = typeof serviceArgs === 'function' ? serviceArgs(target) : serviceArgs;
   const services = parseServices(wanted.length > 0 ? wanted : target.profile?.services ?? []);
   const durationS = intOption(values['duration'] as string | undefined, 'duration', 1, 86400) ?? 0;
+  const nat = forwardTarget(values['forward'] as string | undefined, values['close'] === true, services);
   const packet = buildPacket({
-    credential: target.credential, type: values['close'] ? 'close' : 'open', services, durationS,
-    allowAddress: allowAddress(values['allow-ip'] as string | undefined), nowMs: systemClock.wallMs(),
+    credential: target.credential, type: nat ? 'forward' : values['close'] ? 'close' : 'open', services, durationS,
+    allowAddress: allowAddress(values['allow-ip'] as string | undefined), nowMs: systemClock.wallMs(), nat,
   });
   return { target, services, packet };
 }

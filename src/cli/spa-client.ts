@@ -11,6 +11,7 @@ import type { Service } from '../firewall/types.ts';
 import { MAX_PADDING, NONCE_SIZE, type MessageType } from '../spa/constants.ts';
 import type { Credential } from '../spa/credential.ts';
 import { prepareKey, sealPacket } from '../spa/packet.ts';
+import type { NatTarget } from '../spa/message.ts';
 
 export interface OpenRequest {
   readonly credential: Credential;
@@ -20,6 +21,8 @@ export interface OpenRequest {
   /** Explicit address to open for; undefined = the packet's source address. */
   readonly allowAddress: string | undefined;
   readonly nowMs: number;
+  /** For type 'forward': the LAN target the device's key stanza lists. */
+  readonly nat?: NatTarget | undefined;
 }
 
 /** Seal a request into one SPA datagram with a fresh nonce and random-length padding. */
@@ -33,7 +36,7 @@ export function buildPacket(req: OpenRequest): Buffer {
     durationS: req.durationS,
     address: req.allowAddress,
     services: req.services,
-    nat: undefined,
+    nat: req.nat,
   }, padding);
 }
 

@@ -5,10 +5,17 @@
 
 import { readFileSync } from 'node:fs';
 import { Value } from '@sinclair/typebox/value';
-import { ConfigSchema, type RawConfig, type RawKey } from './schema.ts';
-import type { Service } from '../firewall/types.ts';
+import { ConfigSchema, type RawConfig, type RawForward, type RawKey } from './schema.ts';
+import type { ForwardTarget, Service } from '../firewall/types.ts';
 import { parseCredential, CREDENTIAL_ERRORS, type Credential } from '../spa/credential.ts';
-import { parseCidr, type Cidr } from '../wire/address.ts';
+import { canonicalAddress, parseCidr, type Cidr } from '../wire/address.ts';
+
+export interface ForwardConfig {
+  readonly proto: Service['proto'];
+  /** The port on the router the client connects to. */
+  readonly externalPort: number;
+  readonly target: ForwardTarget;
+}
 
 export interface KeyConfig {
   readonly name: string;
@@ -18,6 +25,8 @@ export interface KeyConfig {
   readonly maxDurationS: number;
   readonly requireSourceAddress: boolean;
   readonly allowedAddresses: readonly Cidr[];
+  readonly ipv6Prefix: number;
+  readonly forwards: readonly ForwardConfig[];
 }
 
 export interface Config {
@@ -52,6 +61,31 @@ function schemaErrors(input: unknown): string[] {
   );
 }
 
+/** `host:port` or `[v6]:port` -> a canonical target, or undefined. */
+export function parseTarget(text: string): ForwardTarget | undefined {
+  const m = /^\[([^\]]+)\]:([0-9]{1,5})$/.exec(text) ?? /^([^:]+):([0-9]{1,5})$/.exec(text);
+  const address = m?.[1] === undefined ? undefined : canonicalAddress(m[1]);
+  const port = Number(m?.[2]);
+  return address !== undefined && port >= 1 && port <= 65535 ? { address, port } : undefined;
+}
+
+function toForward(f: RawForward): ForwardConfig | undefined {
+  const target = parseTarget(f.to);
+  return target && { proto: f.proto, externalPort: f.port ?? target.port, target };
+}
+
+function forwardErrors(key: RawKey, at: string, guarded: ReadonlySet<string>): string[] {
+  const errors: string[] = [];
+  key.forwards.forEach((f, j) => {
+    const fwd = toForward(f);
+    if (!fwd) errors.push(`${at}/forwards/${j}/to: not host:port or [IPv6]:port (got ${show('', f.to)})`);
+    else if (guarded.has(`${fwd.proto}/${fwd.externalPort}`)) {
+      errors.push(`${at}/forwards/${j}: external port ${fwd.proto}/${fwd.externalPort} is a guarded local service; pick another port`);
+    }
+  });
+  return errors;
+}
+
 function keyErrors(key: RawKey, i: number, guarded: ReadonlySet<string>): string[] {
   const at = `/keys/${i}`;
   const errors: string[] = [];
@@ -65,9 +99,9 @@ function keyErrors(key: RawKey, i: number, guarded: ReadonlySet<string>): string
     errors.push(`${at}/default_duration_s: above max_duration_s (${key.default_duration_s} > ${key.max_duration_s})`);
   }
   key.allowed_addresses.forEach((c, j) => {
-    if (!parseCidr(c).ok) errors.push(`${at}/allowed_addresses/${j}: not an address or CIDR (got ${show('', c)})`);
+    if (!parseCidr(c).ok) errors.push(`${at}/allowed_addresses/${j}: not an address or CIDR with host bits clear (got ${show('', c)})`);
   });
-  return errors;
+  return [...errors, ...forwardErrors(key, at, guarded)];
 }
 
 function duplicates<T>(items: readonly T[]): T[] {
@@ -99,6 +133,8 @@ function buildKey(k: RawKey): KeyConfig {
     maxDurationS: k.max_duration_s,
     requireSourceAddress: k.require_source_address,
     allowedAddresses: Object.freeze(k.allowed_addresses.flatMap((c) => { const r = parseCidr(c); return r.ok ? [r.value] : []; })),
+    ipv6Prefix: k.ipv6_prefix,
+    forwards: Object.freeze(k.forwards.flatMap((f) => toForward(f) ?? [])),
   });
 }
 

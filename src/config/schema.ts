@@ -14,6 +14,13 @@ const ServiceText = Type.String({ pattern: '^(tcp|udp)/[0-9]{1,5}$', description
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$' });
 const Cidr = Type.String({ minLength: 2, maxLength: 64, description: 'address or address/prefix' });
 
+/** A forwarding target a key may ask for: external port on the router -> LAN host:port. */
+export const ForwardSchema = Type.Object({
+  to: Type.String({ minLength: 3, maxLength: 64, description: 'LAN host:port, e.g. 192.168.1.10:22 or [fd00::10]:22' }),
+  proto: Type.Union([Type.Literal('tcp'), Type.Literal('udp')], { default: 'tcp' }),
+  port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'external port on the router (default: the target port)' })),
+}, { additionalProperties: false });
+
 export const KeySchema = Type.Object({
   name: Name,
   credential: Type.String({ minLength: 1, description: 'postern1:... (see postern keygen)' }),
@@ -22,6 +29,8 @@ export const KeySchema = Type.Object({
   max_duration_s: Type.Integer({ minimum: 1, maximum: 86400, default: 600 }),
   require_source_address: Type.Boolean({ default: true }),
   allowed_addresses: Type.Array(Cidr, { minItems: 1, maxItems: 64, default: ['0.0.0.0/0', '::/0'] }),
+  ipv6_prefix: Type.Integer({ minimum: 48, maximum: 128, default: 128, description: 'open for the source /N (IPv6 privacy addresses)' }),
+  forwards: Type.Array(ForwardSchema, { maxItems: 16, default: [] }),
 }, { additionalProperties: false });
 
 export const SpaSchema = Type.Object({
@@ -46,6 +55,10 @@ export const FirewallSchema = Type.Object({
   ip6tables_restore: Type.String({ minLength: 1, default: 'ip6tables-restore' }),
 }, { additionalProperties: false, default: {} });
 
+export const ForwardingSchema = Type.Object({
+  enable_ip_forward: Type.Boolean({ default: false, description: 'set net.ipv4.ip_forward (and IPv6 forwarding) at start' }),
+}, { additionalProperties: false, default: {} });
+
 export const StateSchema = Type.Object({
   database: Type.String({ minLength: 1, default: '/var/lib/postern/state.db', description: 'SQLite file, or :memory:' }),
 }, { additionalProperties: false, default: {} });
@@ -61,7 +74,9 @@ export const ConfigSchema = Type.Object({
   keys: Type.Array(KeySchema, { maxItems: 1024 }),
   firewall: FirewallSchema,
   state: StateSchema,
+  forwarding: ForwardingSchema,
 }, { additionalProperties: false });
 
 export type RawConfig = Static<typeof ConfigSchema>;
 export type RawKey = Static<typeof KeySchema>;
+export type RawForward = Static<typeof ForwardSchema>;

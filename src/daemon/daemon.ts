@@ -18,6 +18,7 @@ import { keyIdHex } from '../spa/credential.ts';
 import type { KeyConfig } from '../config/load.ts';
 import type { Frame } from '../wire/frame.ts';
 import type { PacketSource } from '../capture/raw.ts';
+import { checkForwarding } from '../platform/ip-forward.ts';
 import { ReplayStore, type AcceptedPacket } from '../store/replay-store.ts';
 
 export interface DaemonDeps {
@@ -47,7 +48,17 @@ function activate(config: Config): Active {
 }
 
 export function guardSpec(config: Config): GuardSpec {
-  return { guarded: config.guarded, capture: [{ proto: 'udp', port: config.raw.spa.port }] };
+  // External ports of forwarding targets are guarded too: to everyone without a grant the
+  // router is as silent there as on any guarded service (granted traffic is DNATed in
+  // prerouting and never reaches the input hook).
+  const external = config.keys.flatMap((k) => k.forwards.map((f) => ({ proto: f.proto, port: f.externalPort })));
+  const seen = new Set(config.guarded.map((s) => `${s.proto}/${s.port}`));
+  const extra = external.filter((s) => !seen.has(`${s.proto}/${s.port}`) && seen.add(`${s.proto}/${s.port}`));
+  return {
+    guarded: [...config.guarded, ...extra],
+    capture: [{ proto: 'udp', port: config.raw.spa.port }],
+    forwarding: external.length > 0,
+  };
 }
 
 export class Daemon {
@@ -89,6 +100,7 @@ export class Daemon {
     this.#replay = this.#openState(config);
     this.#backend = this.#deps.makeBackend(config);
     this.#grants = new GrantManager({ backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'), maxGrants: MAX_GRANTS });
+    checkForwarding(config, this.#log);
     await this.#backend.start(guardSpec(config));
     // Removes every rule a crashed daemon left: nothing is live yet, so all tagged rules go.
     await this.#grants.reconcile();
@@ -199,6 +211,7 @@ export class Daemon {
       this.#log.info(ev.extended ? 'grant extended' : 'grant opened', {
         key: key.name, key_id: keyIdHex(key.credential.keyId), source, address: plan.address,
         services: plan.services.map((s) => `${s.proto}/${s.port}`).join(','), duration_s: plan.durationS, grant: ev.grant.id,
+        prefix: plan.prefix, forward_to: plan.forward ? `${plan.forward.address}:${plan.forward.port}` : undefined,
       });
     } catch (err) {
       this.counters.drop('firewall_error');

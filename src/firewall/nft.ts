@@ -49,6 +49,11 @@ import {
 import type { ListedElement, NftTuple } from './nft-rules.ts';
 import type { Family, FirewallBackend, Grant, GuardSpec, ReconcileReport } from './types.ts';
 
+/** nft ran and refused the transaction (nothing of it was applied). */
+export class NftCommandError extends Error {
+  override name = 'NftCommandError';
+}
+
 export interface NftBackendOptions {
   readonly runner: Runner;
   readonly logger: Logger;
@@ -88,6 +93,8 @@ export class NftBackend implements FirewallBackend {
         await this.#apply(guardLines(spec, this.#mark));
       } catch (err) {
         // A table of another shape (set type, chain priority) cannot be amended in place.
+        // A missing binary is not that: it fails the same way twice.
+        if (!(err instanceof NftCommandError)) throw err;
         this.#log.warn('cannot amend table inet postern; replacing it (grants in it are lost)', { error: errorText(err) });
         this.#covers.clear();
         await this.#apply(recreateLines(spec, this.#mark));
@@ -186,7 +193,7 @@ export class NftBackend implements FirewallBackend {
     if (lines.length === 0) return;
     const argv = applyArgv(this.#bin);
     const r = await this.#exec(argv, nftScript(lines));
-    if (r.code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
+    if (r.code !== 0) throw new NftCommandError(`${argv.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
   }
 
   #exec(argv: readonly string[], input?: string): Promise<RunResult> {

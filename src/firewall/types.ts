@@ -10,7 +10,16 @@ export interface Service {
 
 export type Family = 4 | 6;
 
-/** One grant: exactly these services, for exactly this source address, until expiry. */
+/** Where a forwarding grant sends traffic: a LAN host and port behind the router. */
+export interface ForwardTarget {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** One grant: exactly these services, for exactly this source address, until expiry.
+ *  A forwarding grant has exactly one service, the external (proto, port) on the router,
+ *  and `forward`: the router DNATs that source's traffic for it to the target and lets it
+ *  through FORWARD (DESIGN.md "Firewall model"). */
 export interface Grant {
   /** Stable id, [a-z0-9]{1,16}; appears in every rule the grant owns. */
   readonly id: string;
@@ -20,6 +29,10 @@ export interface Grant {
   /** Source address, canonical text form (no prefix length). */
   readonly address: string;
   readonly services: readonly Service[];
+  /** Source prefix length when the key grants a whole network (IPv6 privacy addresses:
+   *  e.g. 64); absent = the single address (/32, /128). `address` is then the network. */
+  readonly prefix?: number;
+  readonly forward?: ForwardTarget;
   /** Wall-clock expiry in ms since the epoch; written into rule tags so that a restarted
    *  daemon can remove rules a crashed one left behind. Live expiry uses monotonic timers. */
   readonly expiresAtMs: number;
@@ -31,6 +44,8 @@ export interface GuardSpec {
   readonly guarded: readonly Service[];
   /** Ports postern captures on (SPA, knock): must reach local delivery, stay silent. */
   readonly capture: readonly Service[];
+  /** Whether forwarding grants may be applied (chains on the nat/forward hooks). */
+  readonly forwarding?: boolean;
 }
 
 /** A rule found in the live ruleset that carries a postern tag. */

@@ -34,8 +34,9 @@ function serviceKey(services: readonly Service[]): string {
   return services.map((s) => `${s.proto}/${s.port}`).sort().join(',');
 }
 
-function identity(key: string, address: string, services: readonly Service[]): string {
-  return `${key}|${address}|${serviceKey(services)}`;
+function identity(key: string, plan: GrantPlan): string {
+  const fwd = plan.forward ? `>${plan.forward.address}:${plan.forward.port}` : '';
+  return `${key}|${plan.address}/${plan.prefix ?? ''}|${serviceKey(plan.services)}${fwd}`;
 }
 
 export class GrantManager {
@@ -65,7 +66,7 @@ export class GrantManager {
   /** Open (or extend) a grant. Resolves once the firewall has it. */
   grant(keyName: string, plan: GrantPlan): Promise<GrantEvent | undefined> {
     return this.#enqueue(async () => {
-      const id = identity(keyName, plan.address, plan.services);
+      const id = identity(keyName, plan);
       const prev = this.#live.get(id);
       if (!prev && this.#live.size >= this.#deps.maxGrants) return undefined;
       const { clock } = this.#deps;
@@ -78,6 +79,8 @@ export class GrantManager {
         family: plan.family,
         address: plan.address,
         services: plan.services,
+        ...(plan.prefix !== undefined && { prefix: plan.prefix }),
+        ...(plan.forward && { forward: plan.forward }),
         expiresAtMs: Math.ceil(clock.wallMs() + (expiresMono - clock.monoMs())),
       };
       await this.#deps.backend.applyGrant(grant, prev?.grant);

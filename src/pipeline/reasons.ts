@@ -16,6 +16,7 @@ export const DROP_REASONS = {
   denied_duration: 'requested duration above the key\'s maximum',
   denied_address: 'the key may not open for the requested address',
   denied_type: 'message type not supported by this daemon',
+  denied_forward: 'the key may not forward to the requested target',
   grant_limit: 'too many live grants',
   firewall_error: 'the firewall refused the grant',
 } as const satisfies Record<string, string>;

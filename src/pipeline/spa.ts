@@ -6,7 +6,7 @@
 // and before any grant is made, so a crash between the two cannot reopen a replay.
 
 import type { KeyConfig } from '../config/load.ts';
-import { decideOpen, type GrantPlan } from '../policy/decide.ts';
+import { decideForward, decideOpen, type GrantPlan } from '../policy/decide.ts';
 import type { ReplayGuard } from '../spa/replay.ts';
 import { TRUNCATED_TAG_SIZE } from '../spa/replay-ring.ts';
 import type { AcceptedPacket } from '../store/replay-store.ts';
@@ -54,7 +54,7 @@ export function decideSpa(payload: Buffer, source: string, ctx: SpaContext): Spa
     if (address !== source && keyConfig.requireSourceAddress) return drop('denied_address', key.name, accepted);
     return { kind: 'close', key: keyConfig, address: address ?? source, accepted };
   }
-  const plan = decideOpen(message, keyConfig, source);
+  const plan = message.type === 'forward' ? decideForward(message, keyConfig, source) : decideOpen(message, keyConfig, source);
   if (!plan.ok) return drop(plan.reason, key.name, accepted);
   return { kind: 'open', key: keyConfig, plan: plan.value, accepted };
 }

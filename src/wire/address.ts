@@ -210,3 +210,17 @@ export function cidrContains(cidr: Cidr, addressText: string): boolean {
   }
   return true;
 }
+
+/** The network address of `addressText` under `prefix` (host bits cleared), in canonical
+ *  text; undefined when the text is not an address or the prefix is out of range. */
+export function networkOf(addressText: string, prefix: number): string | undefined {
+  const addr = parseAddress(addressText);
+  if (!addr.ok) return undefined;
+  const bytes = Buffer.from(addr.value.bytes);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > bytes.length * 8) return undefined;
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    bytes[i] = (bytes[i] ?? 0) & ((0xff << (8 - keep)) & 0xff);
+  }
+  return addr.value.family === 4 ? formatIPv4(bytes, 0) : formatIPv6(bytes, 0);
+}

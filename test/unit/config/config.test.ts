@@ -22,7 +22,7 @@ test('a minimal config gets the documented defaults', () => {
   assert.equal(c.raw.spa.window_s, 90);
   assert.equal(c.raw.spa.clock, 'auto');
   assert.equal(c.raw.spa.replay_ring, 4096);
-  assert.equal(c.raw.firewall.backend, 'iptables');
+  assert.equal(c.raw.firewall.backend, 'auto');
   const k = c.keys[0]!;
   assert.equal(k.defaultDurationS, 60);
   assert.equal(k.maxDurationS, 600);
@@ -81,7 +81,20 @@ test('docs/config.md: the complete example validates', () => {
   assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
   // Every top-level and section key the schema knows is documented.
   for (const k of ['device', 'log_level', 'guarded', 'spa', 'keys', 'firewall', 'window_s', 'clock', 'replay_ring',
-    'require_source_address', 'allowed_addresses', 'max_duration_s', 'default_duration_s', 'keep_guarding_on_exit', 'reconcile_interval_s', 'database']) {
+    'require_source_address', 'allowed_addresses', 'max_duration_s', 'default_duration_s', 'keep_guarding_on_exit', 'reconcile_interval_s', 'database', 'ipv6_prefix', 'forwards', 'enable_ip_forward', 'nft']) {
     assert.match(doc, new RegExp(`[\`.]${k}[\`.\\[]`), `docs/config.md documents ${k}`);
   }
+});
+
+test('forwards: targets parsed, bad targets and guarded external ports refused', () => {
+  const ok = validateConfig({ ...minimal, keys: [{ ...minimal.keys[0], forwards: [{ to: '198.19.0.10:22', port: 2222 }, { to: '[fd50::1]:80', proto: 'udp' }] }] });
+  assert.ok(ok.ok, JSON.stringify(!ok.ok && ok.errors));
+  assert.deepEqual(ok.config.keys[0]!.forwards, [
+    { proto: 'tcp', externalPort: 2222, target: { address: '198.19.0.10', port: 22 } },
+    { proto: 'udp', externalPort: 80, target: { address: 'fd50::1', port: 80 } },
+  ]);
+  const bad = validateConfig({ ...minimal, keys: [{ ...minimal.keys[0], forwards: [{ to: 'nas.lan:22' }, { to: '198.19.0.10:22' }] }] });
+  assert.ok(!bad.ok);
+  assert.ok(bad.errors.some((e) => e.startsWith('/keys/0/forwards/0/to')), bad.errors.join('\n'));
+  assert.ok(bad.errors.some((e) => e.includes('/keys/0/forwards/1: external port tcp/22 is a guarded local service')), bad.errors.join('\n'));
 });

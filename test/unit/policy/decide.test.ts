@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateConfig, type KeyConfig } from '../../../src/config/load.ts';
-import { decideOpen } from '../../../src/policy/decide.ts';
+import { decideForward, decideOpen } from '../../../src/policy/decide.ts';
 import { Credential } from '../../../src/spa/credential.ts';
 import type { SpaMessage } from '../../../src/spa/message.ts';
 
@@ -55,4 +55,31 @@ test('explicit addresses: require_source_address forbids others; allowed_address
 test('forward requests are refused by the open policy', () => {
   assert.deepEqual(decideOpen(msg({ type: 'forward', nat: { address: '198.18.0.9', port: 22 } }), keyWith({}), '198.18.0.2'),
     { ok: false, reason: 'denied_type' });
+});
+
+test('forward: only a target the stanza lists, on its external port', () => {
+  const k = keyWith({ forwards: [{ to: '198.19.0.10:22', port: 2222 }, { to: '[fd50:7375::10]:8443', proto: 'tcp' }] });
+  const fwd = (nat: { address: string; port: number }, services: SpaMessage['services'] = []) =>
+    decideForward(msg({ type: 'forward', nat, services }), k, '198.18.0.2');
+  assert.deepEqual(fwd({ address: '198.19.0.10', port: 22 }), { ok: true, value: {
+    family: 4, address: '198.18.0.2', services: [{ proto: 'tcp', port: 2222 }], durationS: 60, forward: { address: '198.19.0.10', port: 22 } } });
+  assert.ok(fwd({ address: '198.19.0.10', port: 22 }, [{ proto: 'tcp', port: 2222 }]).ok);
+  assert.deepEqual(fwd({ address: '198.19.0.10', port: 22 }, [{ proto: 'tcp', port: 22 }]), { ok: false, reason: 'denied_forward' });
+  assert.deepEqual(fwd({ address: '198.19.0.11', port: 22 }), { ok: false, reason: 'denied_forward' });
+  assert.deepEqual(fwd({ address: '198.19.0.10', port: 23 }), { ok: false, reason: 'denied_forward' });
+  const v6 = fwd({ address: 'fd50:7375:0::10', port: 8443 });
+  assert.ok(v6.ok && v6.value.services[0]?.port === 8443, 'external port defaults to the target port');
+  assert.deepEqual(decideOpen(msg({ type: 'forward', nat: { address: '198.19.0.10', port: 22 } }), k, '198.18.0.2'), { ok: false, reason: 'denied_type' });
+});
+
+test('ipv6_prefix widens an IPv6 grant to the source network; IPv4 is unaffected', () => {
+  const k = keyWith({ ipv6_prefix: 64 });
+  const r = decideOpen(msg({}), k, '2001:db8:1:2:a:b:c:d');
+  assert.ok(r.ok);
+  assert.equal(r.value.address, '2001:db8:1:2::');
+  assert.equal(r.value.prefix, 64);
+  const v4 = decideOpen(msg({}), k, '198.18.0.2');
+  assert.ok(v4.ok && v4.value.prefix === undefined && v4.value.address === '198.18.0.2');
+  const host = decideOpen(msg({}), keyWith({}), '2001:db8::5');
+  assert.ok(host.ok && host.value.prefix === undefined);
 });
