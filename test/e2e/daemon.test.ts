@@ -249,6 +249,29 @@ function suite(backend: Backend): void {
       });
     });
 
+  test(`[${backend}] postern doctor reports the backend, its ruleset and the database`, { skip }, async (t) => {
+    await withWorld(t, backend, {}, async (w) => {
+      const { lab } = w;
+      await w.sendRaw(lab.client, w.packet({ durationS: 30 }));
+      await eventually(async () => (await w.grantRules()).length === 1, 3000, 'grant');
+      const r = await w.postern(lab.router, ['doctor', '--config', w.configPath, '--json']);
+      assert.ok(r.stdout.trim(), `doctor printed nothing: ${r.stderr}`);
+      const { checks } = JSON.parse(r.stdout) as { checks: { name: string; status: string; detail: string }[] };
+      const by = (n: string) => checks.find((c) => c.name === n);
+      assert.equal(by('config')?.status, 'ok');
+      assert.equal(by('raw socket')?.status, 'ok');
+      assert.match(by('backend')?.detail ?? '', new RegExp(`^${backend} `));
+      assert.equal(by('ruleset')?.status, 'ok', JSON.stringify(checks));
+      assert.match(by('ruleset')?.detail ?? '', backend === 'nft' ? /grants4=1/ : /1 grant rule/);
+      assert.equal(by('database')?.status, 'ok');
+      assert.equal(r.code, 0, r.stdout);
+      w.daemon.kill('SIGTERM');
+      await w.daemon.exited();
+      const after = await w.postern(lab.router, ['doctor', '--config', w.configPath]);
+      assert.match(after.stdout, /warn {2}ruleset: .*(not installed|not loaded)/);
+    });
+  });
+
   test(`[${backend}] the daemon never logs a secret`, { skip }, async (t) => {
     await withWorld(t, backend, { config: { log_level: 'debug' } }, async (w) => {
       const { lab } = w;
