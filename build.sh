@@ -100,7 +100,8 @@ NATIVE_FILES=(
 )
 
 bundle() {
-  typecheck
+  # POSTERN_NO_TYPECHECK=1 skips tsc for a quick rebuild while iterating; test and CI never set it.
+  [ "${POSTERN_NO_TYPECHECK:-}" = 1 ] || typecheck
   log "bundling dist/postern.js"
   rm -rf dist; mkdir -p dist/node_modules
   local externals=()

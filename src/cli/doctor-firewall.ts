@@ -8,8 +8,9 @@ import type { Runner } from '../firewall/exec.ts';
 import type { BackendName } from '../daemon/wiring.ts';
 import type { Check } from './doctor.ts';
 
-/** fw4 includes every file in this directory inside its `input_wan` chain (ref/openwrt.md 4.3). */
-export const FW4_DROP_IN_DIR = '/usr/share/nftables.d/chain-pre/input_wan';
+/** fw4 includes every file here at the top of its `input` chain, before the zone jumps, so one
+ *  drop-in covers every rejecting zone whatever it is called (ref/openwrt.md 4.3). */
+export const FW4_DROP_IN_DIR = '/usr/share/nftables.d/chain-pre/input';
 export const FW4_DROP_IN = `${FW4_DROP_IN_DIR}/30-postern.nft`;
 const FW4_MARKERS = ['/sbin/fw4', '/usr/share/firewall4'];
 

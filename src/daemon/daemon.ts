@@ -160,9 +160,23 @@ export class Daemon {
       last = text;
     });
     every(config.raw.firewall.reconcile_interval_s * 1000, () => {
-      this.#grants?.reconcile().catch((e: unknown) => this.#log.error('reconcile failed', { error: String(e) }));
+      void this.#maintain();
       this.#replay?.prune(this.#deps.clock.wallMs(), this.#clockTrusted());
     });
+  }
+
+  /** Re-assert the guard rules, then reconcile grants. Something else may have flushed
+   *  them: an fw3 reload drops the jumps from INPUT, restarting Debian's nftables.service
+   *  runs `flush ruleset`. Both backends' start() is idempotent and leaves grants alone. */
+  async #maintain(): Promise<void> {
+    const config = this.#active?.config;
+    if (!config || !this.#backend || !this.#grants) return;
+    try {
+      await this.#backend.start(guardSpec(config));
+      await this.#grants.reconcile();
+    } catch (err) {
+      this.#log.error('firewall maintenance failed; retrying next interval', { error: String(err) });
+    }
   }
 
   #clockTrusted(): boolean {

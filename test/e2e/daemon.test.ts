@@ -272,6 +272,23 @@ function suite(backend: Backend): void {
     });
   });
 
+  test(`[${backend}] a ruleset flushed behind postern's back is restored within a reconcile interval`, { skip }, async (t) => {
+    await withWorld(t, backend, {}, async (w) => {
+      const { lab } = w;
+      await w.sendRaw(lab.client, w.packet({ durationS: 60 }));
+      await eventually(async () => (await w.grantRules()).length === 1, 3000, 'grant');
+      // What an fw3 reload or `systemctl restart nftables` (flush ruleset) does to us.
+      const wipe = backend === 'nft'
+        ? ['nft', 'delete', 'table', 'inet', 'postern']
+        : ['iptables', '-w', '-D', 'INPUT', '-j', 'POSTERN-IN'];
+      assert.equal((await lab.exec(lab.router, wipe)).code, 0);
+      if (backend === 'iptables') await lab.exec(lab.router, ['iptables', '-w', '-F', 'POSTERN-GRANTS']);
+      await eventually(async () => (await w.grantRules()).length === 1, 4000, 'grant restored');
+      await eventually(async () => (await tcpConnect(lab, lab.attacker, lab.router.ip4, SERVICE_PORT, 300)).result === 'timeout', 4000, 'guard restored');
+      assert.equal((await tcpConnect(lab, lab.client, lab.router.ip4, SERVICE_PORT, 500)).result, 'connected', 'the grant works again');
+    });
+  });
+
   test(`[${backend}] the daemon never logs a secret`, { skip }, async (t) => {
     await withWorld(t, backend, { config: { log_level: 'debug' } }, async (w) => {
       const { lab } = w;
