@@ -2,6 +2,10 @@
 // `open` benchmark (root): time-to-open and idle memory of the real daemon in the lab, and
 // the same trials against fwknopd when it is installed. Prints; never asserts.
 //
+// postern runs once per firewall backend asked for (nft, iptables: the same trials, one
+// fresh lab each, one after the other), fwknopd once; ratios compare the backends with each
+// other and fwknopd with each.
+//
 // Time-to-open = from "SPA datagram sent" to "TCP connect to the guarded port succeeds",
 // both taken inside the client namespace by one probe process (open-probe.ts), so neither
 // daemon's nor the probe's start-up is counted.
@@ -23,7 +27,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { IP_BIN, createLab, labSkipReason, type Lab, type LabProcess } from '../lab/lab.ts';
 import { probeArgv } from '../lab/net-probe.ts';
-import { SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sleep } from '../e2e/harness.ts';
+import { BACKENDS, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sleep, type Backend } from '../e2e/harness.ts';
+import { FirewallSchema } from '../../src/config/schema.ts';
 import { OPEN_PROBE_PATH, type OpenPlan, type TrialResult } from './open-probe.ts';
 import { fmt, summarize, verdict, type Summary } from './stats.ts';
 
@@ -32,6 +37,9 @@ const TRIALS = 40;
 const FIRST_SOURCE = 100;
 const IDLE_MS = 1_000;
 const TARGET = { medianMs: 10, p95Ms: 20, rssMb: 55 } as const;
+/** Column width of the daemon names in the report (postern/iptables is the longest). */
+const NAME_WIDTH = 'postern/iptables'.length + 1;
+const BACKEND_BIN: Readonly<Record<Backend, string>> = { nft: 'nft', iptables: 'iptables' };
 
 type Print = (line: string) => void;
 
@@ -44,6 +52,9 @@ export interface OpenFigures {
 }
 
 export interface Rss { readonly mb: number; readonly what: string }
+
+/** One daemon's figures under the name they are printed with (postern/nft, fwknopd, ...). */
+export interface Named { readonly name: string; readonly f: OpenFigures }
 
 function sources(): string[] {
   return Array.from({ length: TRIALS }, (_, i) => `198.18.0.${FIRST_SOURCE + i}`);
@@ -146,9 +157,16 @@ async function fwknopPackets(lab: Lab, dir: string, keys: FwknopKeys, addrs: rea
   return packets;
 }
 
-async function benchPostern(): Promise<OpenFigures> {
-  // The daemon's defaults except the backend (the harness's 1 s reconcile is a test setting).
-  const world = await createWorld({ tag: 'bench', config: { firewall: { backend: 'iptables' } } });
+/** The daemon's own reconcile interval: the harness's 1 s is a test setting, and a reconcile
+ *  (a listing and a plan) landing inside a trial would be counted in that trial. */
+const RECONCILE_INTERVAL_S = FirewallSchema.properties.reconcile_interval_s.default as number;
+
+async function benchPostern(backend: Backend): Promise<OpenFigures> {
+  // The daemon's defaults except the backend.
+  const world = await createWorld({
+    backend, tag: `bench${backend === 'nft' ? 'nft' : 'ipt'}`,
+    config: { firewall: { backend, reconcile_interval_s: RECONCILE_INTERVAL_S } },
+  });
   try {
     // A bare Node beside it, for scale: how much of the RSS is the runtime itself.
     const bare = world.lab.spawn(world.lab.router, [process.execPath, '-e', 'setTimeout(() => {}, 60_000)']);
@@ -194,7 +212,7 @@ function timeLine(name: string, f: OpenFigures, targets: boolean): string {
   const t = targets
     ? `   targets: median <= ${TARGET.medianMs} ms ${verdict(s.median, TARGET.medianMs)}, p95 <= ${TARGET.p95Ms} ms ${verdict(s.p95, TARGET.p95Ms)}`
     : '';
-  return `${name.padEnd(9)} median ${fmt(s.median)} ms  p95 ${fmt(s.p95)} ms  (p10 ${fmt(s.p10)}, min ${fmt(s.min)}, max ${fmt(s.max)}; ${s.n} trials)${t}`;
+  return `${name.padEnd(NAME_WIDTH)} median ${fmt(s.median)} ms  p95 ${fmt(s.p95)} ms  (p10 ${fmt(s.p10)}, min ${fmt(s.min)}, max ${fmt(s.max)}; ${s.n} trials)${t}`;
 }
 
 function rssLine(name: string, f: OpenFigures, target: boolean): string {
@@ -208,29 +226,70 @@ function printFailures(print: Print, name: string, f: OpenFigures): void {
   if (f.failures.length > 5) print(`  ... and ${f.failures.length - 5} more`);
 }
 
-export async function runOpenBench(print: Print): Promise<void> {
-  const skip = labSkipReason() ?? bundleSkipReason();
-  if (skip !== undefined) {
-    print(`open: skipped: ${skip}`);
-    return;
+/** "a / b: median 1.3x, p95 1.2x[, idle RSS 1.0x]"; undefined when either side has no figure. */
+export function ratioLine(a: Named, b: Named): string | undefined {
+  const [x, y] = [a.f.summary, b.f.summary];
+  if (x === undefined || y === undefined) return undefined;
+  const r = (p: number, q: number): string => `${(p / q).toFixed(1)}x`;
+  const rss = a.f.rss !== undefined && b.f.rss !== undefined ? `, idle RSS ${r(a.f.rss.mb, b.f.rss.mb)}` : '';
+  return `${a.name} / ${b.name}: median ${r(x.median, y.median)}, p95 ${r(x.p95, y.p95)}${rss}`;
+}
+
+/** Every backend asked for, in order; one that fails is reported and the others still run. */
+async function benchBackends(print: Print, backends: readonly Backend[]): Promise<{ done: Named[]; failed: string[] }> {
+  const done: Named[] = [];
+  const failed: string[] = [];
+  for (const backend of backends) {
+    const name = `postern/${backend}`;
+    if (findBin(BACKEND_BIN[backend]) === undefined) {
+      print(`${name}: skipped: ${BACKEND_BIN[backend]} is not installed`);
+      continue;
+    }
+    let f: OpenFigures;
+    try {
+      f = await benchPostern(backend);
+    } catch (err) {
+      print(`${name}: FAILED: ${err instanceof Error ? err.message : String(err)}`);
+      failed.push(name);
+      continue;
+    }
+    print(timeLine(name, f, true));
+    printFailures(print, name, f);
+    print(rssLine(name, f, true));
+    if (f.bareRss) print(`  for scale, a bare idle \`node -e\` on the same Node: ${fmt(f.bareRss.mb)} MB`);
+    done.push({ name, f });
   }
-  print(`open: time from SPA send to TCP connect on tcp/${SERVICE_PORT}, ${TRIALS} trials per daemon, each from its own`);
-  print('      client address, timed inside the client namespace by one probe process (Node start-up not counted)');
-  const postern = await benchPostern();
-  print(timeLine('postern', postern, true));
-  printFailures(print, 'postern', postern);
-  print(rssLine('postern', postern, true));
-  if (postern.bareRss) print(`  for scale, a bare idle \`node -e\` on the same Node: ${fmt(postern.bareRss.mb)} MB`);
+  return { done, failed };
+}
+
+/** fwknopd once, whatever the backends: it runs its own iptables rules either way. */
+async function fwknopdPrinted(print: Print): Promise<OpenFigures | undefined> {
   if (findBin('fwknopd') === undefined || findBin('fwknop') === undefined) {
     print('fwknopd not installed: skipped comparison');
-    return;
+    return undefined;
   }
   const fwk = await benchFwknopd();
   print(timeLine('fwknopd', fwk, false));
   printFailures(print, 'fwknopd', fwk);
   print(rssLine('fwknopd', fwk, false));
-  if (postern.summary !== undefined && fwk.summary !== undefined) {
-    const ratio = (a: number, b: number): string => `${(a / b).toFixed(1)}x`;
-    print(`fwknopd / postern: median ${ratio(fwk.summary.median, postern.summary.median)}, p95 ${ratio(fwk.summary.p95, postern.summary.p95)}`);
+  return fwk;
+}
+
+export async function runOpenBench(print: Print, backends: readonly Backend[] = BACKENDS): Promise<void> {
+  const skip = labSkipReason() ?? bundleSkipReason();
+  if (skip !== undefined) {
+    print(`open: skipped: ${skip}`);
+    return;
   }
+  print(`open: time from SPA send to TCP connect on tcp/${SERVICE_PORT}, ${TRIALS} trials per daemon and backend, each from`);
+  print('      its own client address, timed inside the client namespace by one probe process (Node start-up not counted)');
+  const { done: posterns, failed } = await benchBackends(print, backends);
+  const [nft, ipt] = ['nft', 'iptables'].map((b) => posterns.find((p) => p.name === `postern/${b}`));
+  const fwk = await fwknopdPrinted(print);
+  const ratios = [
+    ...(ipt && nft ? [ratioLine(ipt, nft)] : []),
+    ...(fwk ? posterns.map((p) => ratioLine({ name: 'fwknopd', f: fwk }, p)) : []),
+  ];
+  for (const line of ratios) if (line !== undefined) print(line);
+  if (failed.length > 0) throw new Error(`open bench failed for ${failed.join(', ')}`);
 }
