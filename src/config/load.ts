@@ -76,8 +76,13 @@ function toForward(f: RawForward): ForwardConfig | undefined {
 
 function forwardErrors(key: RawKey, at: string, guarded: ReadonlySet<string>): string[] {
   const errors: string[] = [];
+  const seen = new Set<string>();
   key.forwards.forEach((f, j) => {
     const fwd = toForward(f);
+    // One client, one external port, one family: two targets there would stack two DNATs.
+    const slot = fwd && `${fwd.proto}/${fwd.externalPort}/${fwd.target.address.includes(':') ? 6 : 4}`;
+    if (slot !== undefined && seen.has(slot)) errors.push(`${at}/forwards/${j}: another forward of this key already uses ${fwd?.proto}/${fwd?.externalPort}`);
+    if (slot !== undefined) seen.add(slot);
     if (!fwd) errors.push(`${at}/forwards/${j}/to: not host:port or [IPv6]:port (got ${show('', f.to)})`);
     else if (guarded.has(`${fwd.proto}/${fwd.externalPort}`)) {
       errors.push(`${at}/forwards/${j}: external port ${fwd.proto}/${fwd.externalPort} is a guarded local service; pick another port`);

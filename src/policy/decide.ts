@@ -92,5 +92,7 @@ export function decideForward(msg: SpaMessage, key: KeyConfig, source: string): 
   if (!d.ok) return d;
   const who = grantAddress(msg, key, source);
   if (!who.ok) return who;
+  // DNAT cannot translate between families: an IPv4 client cannot reach an IPv6 target.
+  if ((fwd.target.address.includes(':') ? 6 : 4) !== who.value.family) return fail('denied_forward');
   return ok(plan(who.value, [{ proto: fwd.proto, port: fwd.externalPort }], d.value, fwd.target));
 }

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 // End-to-end harness: a lab, the real bundle (dist/postern.js) running as the daemon in the
 // router namespace against real iptables, a TCP echo service on the guarded port, and
-// helpers for the technician's side. Everything is torn down by close(), also on failure.
+// helpers for the technician's side. With `lan`, the lab has a host behind the router
+// running the same echo service (the target of forwarding grants). Everything is torn down
+// by close(), also on failure.
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLab, type Lab, type LabHost, type LabProcess } from '../lab/lab.ts';
+import { createLab, type Lab, type LabHost, type LabProcess, type LanGateway } from '../lab/lab.ts';
 import { probeArgv } from '../lab/net-probe.ts';
 import { Credential, generateCredential } from '../../src/spa/credential.ts';
 import { buildPacket, type OpenRequest } from '../../src/cli/spa-client.ts';
@@ -32,6 +34,8 @@ export interface World {
   readonly dir: string;
   readonly configPath: string;
   readonly key: Credential;
+  /** the echo service on the lan host's SERVICE_PORT; undefined without `lan` */
+  readonly lanService: LabProcess | undefined;
   daemon: LabProcess;
   startDaemon(): Promise<LabProcess>;
   writeConfig(patch?: Record<string, unknown>): void;
@@ -50,8 +54,12 @@ export const BACKENDS: readonly Backend[] = ['nft', 'iptables'];
 export interface WorldOptions {
   readonly backend?: Backend;
   readonly keys?: readonly KeySpec[];
+  /** extra fields for the default 'tech' key stanza (ignored with `keys`), e.g. forwards */
+  readonly keyExtra?: Record<string, unknown>;
   readonly config?: Record<string, unknown>;
   readonly tag?: string;
+  /** add the lab's lan host behind the router, with an echo service on SERVICE_PORT */
+  readonly lan?: boolean;
 }
 
 function baseConfig(dir: string, backend: Backend, keys: readonly KeySpec[], patch: Record<string, unknown>): Record<string, unknown> {
@@ -68,16 +76,17 @@ function baseConfig(dir: string, backend: Backend, keys: readonly KeySpec[], pat
 }
 
 export async function createWorld(opts: WorldOptions = {}): Promise<World> {
-  const lab = await createLab(opts.tag === undefined ? {} : { tag: opts.tag });
+  const lab = await createLab({ ...(opts.tag !== undefined && { tag: opts.tag }), lan: opts.lan === true });
   const backend = opts.backend ?? 'iptables';
   const dir = mkdtempSync(join(tmpdir(), 'postern-e2e-'));
   const key = generateCredential();
-  const keys = opts.keys ?? [{ name: 'tech', credential: key }];
+  const keys = opts.keys ?? [{ name: 'tech', credential: key, ...(opts.keyExtra && { extra: opts.keyExtra }) }];
   const configPath = join(dir, 'config.json');
   const keyFile = join(dir, 'tech.key');
   writeFileSync(keyFile, key.encode() + '\n', { mode: 0o600 });
+  const lanService = lab.lan && lab.spawn(lab.lan, probeArgv(['echo-server', SERVICE_PORT]));
   const world: World = {
-    lab, dir, configPath, key,
+    lab, dir, configPath, key, lanService,
     daemon: undefined as unknown as LabProcess,
     writeConfig(patch = {}) {
       writeFileSync(configPath, JSON.stringify(baseConfig(dir, backend, keys, { ...opts.config, ...patch }), null, 2), { mode: 0o600 });
@@ -113,7 +122,27 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
   };
   world.writeConfig();
   lab.spawn(lab.router, probeArgv(['echo-server', SERVICE_PORT]));
+  try {
+    await lanService?.waitForOutput(/listening/, 5_000);
+  } catch (err) {
+    await world.close();
+    throw err;
+  }
   return world;
+}
+
+/** The lan host, its echo service and the router's LAN side of a world made with `lan`. */
+export function lanOf(world: World): { lan: LabHost; gateway: LanGateway; service: LabProcess } {
+  const { lan, routerLan } = world.lab;
+  assert.ok(lan && routerLan && world.lanService, 'world was created without lan: true');
+  return { lan, gateway: routerLan, service: world.lanService };
+}
+
+/** Run a command in the router namespace; rejects (with its output) unless it exits 0. */
+export async function routerRun(world: World, argv: readonly string[], input?: string): Promise<string> {
+  const r = await world.lab.exec(world.lab.router, argv, input === undefined ? {} : { input });
+  assert.equal(r.code, 0, `${argv.join(' ')} in the router: exit ${r.code}\n${r.stdout}${r.stderr}`);
+  return r.stdout;
 }
 
 export function keyFileArgs(world: World): string[] {

@@ -10,16 +10,30 @@
  *   attacker ──eth0══╝
  *
  * 198.18.0.0/24 (RFC 2544 benchmark range) and fd50:7374::/64 (RFC 4193 ULA); no default
- * route and no route out of the segment. IPv6 addresses are added `nodad`, so usable at once.
+ * route and no route out of the segment (but the router's optional LAN link, below). IPv6
+ * addresses are added `nodad`, so usable at once.
  * Interface names live inside each namespace, so `eth0` and the port names never collide
  * between labs; only namespace names are global: `pst-<pid>-<counter>[-<tag>]-<host>`.
  *
- * Sysctls: in every host namespace, each written to 0 before eth0 comes up —
+ * With `createLab({ lan: true })` a fourth host sits behind the router, for forwarding grants
+ * (DESIGN.md "Firewall model": DNAT from a WAN port to a LAN host):
+ *
+ *     router ──eth1═══════eth0── lan        one veth pair, no bridge
+ *
+ * 198.19.0.0/24 (the other half of RFC 2544's 198.18.0.0/15) and fd50:7375::/64: router
+ * 198.19.0.1 / fd50:7375::1, lan 198.19.0.10 / fd50:7375::10. The lan host's default routes
+ * (IPv4 and IPv6) point at the router, so replies to DNATed traffic go back through it and
+ * nothing beyond the router exists. The router does NOT forward (ip_forward=0, IPv6
+ * forwarding=0 in a fresh namespace): turning that on is postern's job
+ * (forwarding.enable_ip_forward) or the test's. Client and attacker get no route to the LAN.
+ *
+ * Sysctls: in every host namespace, each written to 0 before eth0 (and the router's eth1)
+ * comes up —
  *   net.ipv4.icmp_ratelimit, net.ipv6.icmp.ratelimit: a closed or REJECTed port must answer
  *     every probe, otherwise the kernel's per-destination ICMP bucket (burst 6, 1/s) would make
  *     it look filtered (silent) to the tests that tell the two apart;
- *   net.ipv6.conf.eth0.dad_transmits, .router_solicitations: no DAD or RS chatter on the
- *     segment, so captures and packet counts see only test traffic.
+ *   net.ipv6.conf.<each interface>.dad_transmits, .router_solicitations: no DAD or RS
+ *     chatter on the links, so captures and packet counts see only test traffic.
  * Nothing else is changed: a fresh namespace has ip_forward=0 and rp_filter=0 (kernel defaults,
  * devconf_inherit_init_net=0), which is what a host-only router namespace needs.
  *
@@ -33,15 +47,30 @@ import type { ChildProcess, ChildProcessWithoutNullStreams } from 'node:child_pr
 import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 
-export type LabHostName = 'router' | 'client' | 'attacker';
+export type LabHostName = 'router' | 'client' | 'attacker' | 'lan';
 
 export interface LabHost {
   readonly name: LabHostName;
   readonly ns: string;
   readonly ip4: string;
   readonly ip6: string;
-  /** the host's only interface, inside its namespace */
+  /** the host's interface on its segment, inside its namespace (the router's LAN side is
+   *  Lab.routerLan) */
   readonly ifname: string;
+}
+
+/** The router's side of the LAN link (`lan: true` only). */
+export interface LanGateway {
+  readonly ip4: string;
+  readonly ip6: string;
+  readonly ifname: string;
+}
+
+export interface LabOptions {
+  /** [a-z0-9]{1,12}, appended to the namespace names */
+  readonly tag?: string;
+  /** add the `lan` host behind the router (see the header) */
+  readonly lan?: boolean;
 }
 
 export interface ExecOptions { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }
@@ -51,6 +80,10 @@ export interface Lab {
   readonly router: LabHost;
   readonly client: LabHost;
   readonly attacker: LabHost;
+  /** the host behind the router; undefined unless created with `lan: true` */
+  readonly lan: LabHost | undefined;
+  /** the router's address on the LAN link; undefined unless created with `lan: true` */
+  readonly routerLan: LanGateway | undefined;
   /** the namespace holding the bridge (for captures on the segment itself) */
   readonly switchNs: string;
   /**
@@ -66,6 +99,12 @@ export interface Lab {
   spawn(host: LabHost, argv: readonly string[], opts?: { env?: NodeJS.ProcessEnv }): LabProcess;
   /** Idempotent: SIGTERM, then SIGKILL after a short grace, then deletes the namespaces. */
   close(): Promise<void>;
+}
+
+/** A lab made with `lan: true`: the LAN host and the router's LAN side are always there. */
+export interface LanLab extends Lab {
+  readonly lan: LabHost;
+  readonly routerLan: LanGateway;
 }
 
 export interface LabProcess {
@@ -86,16 +125,20 @@ const HOSTS = [
   { name: 'client', ip4: '198.18.0.2', ip6: 'fd50:7374::2' },
   { name: 'attacker', ip4: '198.18.0.3', ip6: 'fd50:7374::3' },
 ] as const;
+const LAN_HOST = { name: 'lan', ip4: '198.19.0.10', ip6: 'fd50:7375::10' } as const;
+const LAN_GATEWAY: LanGateway = { ip4: '198.19.0.1', ip6: 'fd50:7375::1', ifname: 'eth1' };
 const PREFIX4 = 24;
 const PREFIX6 = 64;
 const IFNAME = 'eth0';
 const BRIDGE = 'br0';
 const NS_RE = /^pst-(\d+)-/;
 const TAG_RE = /^[a-z0-9]{1,12}$/;
-const HOST_SYSCTLS = [
-  'net/ipv4/icmp_ratelimit', 'net/ipv6/icmp/ratelimit',
-  `net/ipv6/conf/${IFNAME}/dad_transmits`, `net/ipv6/conf/${IFNAME}/router_solicitations`,
-].map((key) => `/proc/sys/${key}`);
+/** Sysctls written to 0 in a host namespace whose interfaces are `ifnames` (header). */
+function hostSysctls(ifnames: readonly string[]): string[] {
+  return ['net/ipv4/icmp_ratelimit', 'net/ipv6/icmp/ratelimit',
+    ...ifnames.flatMap((i) => [`net/ipv6/conf/${i}/dad_transmits`, `net/ipv6/conf/${i}/router_solicitations`]),
+  ].map((key) => `/proc/sys/${key}`);
+}
 /** iproute2's `ip`, found even when PATH lacks the sbin directories (a non-login root shell). */
 export const IP_BIN = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
 const IP_TIMEOUT_MS = 10_000;
@@ -124,26 +167,30 @@ export function labSkipReason(): string | undefined {
   return undefined;
 }
 
-export async function createLab(opts: { tag?: string } = {}): Promise<Lab> {
+export function createLab(opts: LabOptions & { readonly lan: true }): Promise<LanLab>;
+export function createLab(opts?: LabOptions): Promise<Lab>;
+export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   if (opts.tag !== undefined && !TAG_RE.test(opts.tag)) throw new Error(`bad lab tag ${JSON.stringify(opts.tag)}`);
   installExitHooks();
   labCounter += 1;
   const base = `pst-${process.pid}-${labCounter}${opts.tag === undefined ? '' : `-${opts.tag}`}`;
   const hosts = HOSTS.map((h): LabHost => ({ ...h, ns: `${base}-${h.name}`, ifname: IFNAME }));
+  const lan: LabHost | undefined = opts.lan === true ? { ...LAN_HOST, ns: `${base}-${LAN_HOST.name}`, ifname: IFNAME } : undefined;
   const switchNs = `${base}-sw`;
-  const state: LabState = { namespaces: [switchNs, ...hosts.map((h) => h.ns)], procs: new Set(), closing: undefined };
+  const namespaces = [switchNs, ...hosts.map((h) => h.ns), ...(lan === undefined ? [] : [lan.ns])];
+  const state: LabState = { namespaces, procs: new Set(), closing: undefined };
   openLabs.add(state);
   try {
     // A leftover we cannot remove is worth a warning, not a failed test.
     await sweepStaleNamespaces().catch((err: unknown) => process.emitWarning(`lab: stale sweep: ${String(err)}`));
-    await buildTopology(switchNs, hosts);
+    await buildTopology(switchNs, hosts, lan);
   } catch (err) {
     await teardown(state).catch(() => undefined);
     throw err;
   }
   const [router, client, attacker] = hosts as [LabHost, LabHost, LabHost];
   return {
-    router, client, attacker, switchNs,
+    router, client, attacker, switchNs, lan, routerLan: lan === undefined ? undefined : LAN_GATEWAY,
     exec: (host, argv, execOpts = {}) => execIn(state, host, argv, execOpts),
     spawn: (host, argv, spawnOpts = {}) => spawnIn(state, host, argv, spawnOpts.env),
     close: () => teardown(state),
@@ -164,13 +211,16 @@ function runIp(args: readonly string[], input?: string): Promise<string> {
   });
 }
 
-async function buildTopology(switchNs: string, hosts: readonly LabHost[]): Promise<void> {
+async function buildTopology(switchNs: string, hosts: readonly LabHost[], lan: LabHost | undefined): Promise<void> {
+  const router = hosts.find((h) => h.name === 'router');
+  if (router === undefined) throw new Error('lab: no router host');
   // One `ip` run from the root namespace creates every namespace and link; each end of every
   // veth is created directly inside its target namespace (IFLA_NET_NS_FD), never in the root.
   const create = [
-    ...[switchNs, ...hosts.map((h) => h.ns)].map((ns) => `netns add ${ns}`),
+    ...[switchNs, ...hosts.map((h) => h.ns), ...(lan === undefined ? [] : [lan.ns])].map((ns) => `netns add ${ns}`),
     `link add ${BRIDGE} netns ${switchNs} type bridge stp_state 0 mcast_snooping 0`,
     ...hosts.map((h) => `link add ${h.name} netns ${switchNs} type veth peer name ${IFNAME} netns ${h.ns}`),
+    ...(lan === undefined ? [] : [`link add ${LAN_GATEWAY.ifname} netns ${router.ns} type veth peer name ${IFNAME} netns ${lan.ns}`]),
   ];
   await runIp(['-batch', '-'], lines(create));
   // The switch stays silent (no IPv6 link-local on its links); ports up before the bridge.
@@ -180,17 +230,28 @@ async function buildTopology(switchNs: string, hosts: readonly LabHost[]): Promi
     ...hosts.flatMap((h) => [`link set ${h.name} master ${BRIDGE}`, `link set ${h.name} up`]),
     `link set ${BRIDGE} up`,
   ];
-  await Promise.all([runIp(['-n', switchNs, '-batch', '-'], lines(sw)), ...hosts.map(configureHost)]);
+  const configure = (h: LabHost): Promise<void> => configureHost(h, lan !== undefined && h === router ? [LAN_GATEWAY] : []);
+  await Promise.all([
+    runIp(['-n', switchNs, '-batch', '-'], lines(sw)),
+    ...hosts.map(configure),
+    ...(lan === undefined ? [] : [configureHost(lan, [], LAN_GATEWAY)]),
+  ]);
 }
 
-async function configureHost(host: LabHost): Promise<void> {
+/** Addresses the host's interfaces (eth0, plus `extra` links such as the router's eth1) and,
+ *  with `gateway`, points its default routes there (the lan host). */
+async function configureHost(host: LabHost, extra: readonly LanGateway[], gateway?: LanGateway): Promise<void> {
+  const links = [{ ip4: host.ip4, ip6: host.ip6, ifname: IFNAME }, ...extra];
   // tee writes the same "0" to every sysctl file; /proc/sys is the namespace of the opener.
-  await runIp(['netns', 'exec', host.ns, 'tee', ...HOST_SYSCTLS], '0\n');
+  await runIp(['netns', 'exec', host.ns, 'tee', ...hostSysctls(links.map((l) => l.ifname))], '0\n');
   await runIp(['-n', host.ns, '-batch', '-'], lines([
     'link set lo up',
-    `addr add ${host.ip4}/${PREFIX4} dev ${IFNAME}`,
-    `addr add ${host.ip6}/${PREFIX6} dev ${IFNAME} nodad`,
-    `link set ${IFNAME} up`,
+    ...links.flatMap((l) => [
+      `addr add ${l.ip4}/${PREFIX4} dev ${l.ifname}`,
+      `addr add ${l.ip6}/${PREFIX6} dev ${l.ifname} nodad`,
+      `link set ${l.ifname} up`,
+    ]),
+    ...(gateway === undefined ? [] : [`route add default via ${gateway.ip4}`, `route add ::/0 via ${gateway.ip6}`]),
   ]));
 }
 

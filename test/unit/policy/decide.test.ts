@@ -67,7 +67,7 @@ test('forward: only a target the stanza lists, on its external port', () => {
   assert.deepEqual(fwd({ address: '198.19.0.10', port: 22 }, [{ proto: 'tcp', port: 22 }]), { ok: false, reason: 'denied_forward' });
   assert.deepEqual(fwd({ address: '198.19.0.11', port: 22 }), { ok: false, reason: 'denied_forward' });
   assert.deepEqual(fwd({ address: '198.19.0.10', port: 23 }), { ok: false, reason: 'denied_forward' });
-  const v6 = fwd({ address: 'fd50:7375:0::10', port: 8443 });
+  const v6 = decideForward(msg({ type: 'forward', nat: { address: 'fd50:7375:0::10', port: 8443 } }), k, 'fd50:7374::2');
   assert.ok(v6.ok && v6.value.services[0]?.port === 8443, 'external port defaults to the target port');
   assert.deepEqual(decideOpen(msg({ type: 'forward', nat: { address: '198.19.0.10', port: 22 } }), k, '198.18.0.2'), { ok: false, reason: 'denied_type' });
 });
@@ -82,4 +82,11 @@ test('ipv6_prefix widens an IPv6 grant to the source network; IPv4 is unaffected
   assert.ok(v4.ok && v4.value.prefix === undefined && v4.value.address === '198.18.0.2');
   const host = decideOpen(msg({}), keyWith({}), '2001:db8::5');
   assert.ok(host.ok && host.value.prefix === undefined);
+});
+
+test('forward: the target must be of the client\'s family', () => {
+  const k = keyWith({ forwards: [{ to: '[fd50:7375::10]:22', port: 2222 }] });
+  assert.deepEqual(decideForward(msg({ type: 'forward', nat: { address: 'fd50:7375::10', port: 22 } }), k, '198.18.0.2'),
+    { ok: false, reason: 'denied_forward' });
+  assert.ok(decideForward(msg({ type: 'forward', nat: { address: 'fd50:7375::10', port: 22 } }), k, 'fd50:7374::2').ok);
 });
