@@ -2,7 +2,7 @@
 // Dry-run backend (DESIGN.md "Backends"; STYLE.md principle 9 mirrors `fwknopd --test`):
 // the real IptablesBackend, driven by a Runner that runs nothing. Each command the
 // iptables backend would run is logged at info with its argv (JSON) and restore script,
-// and is applied to an in-memory model of the filter table, so listings, reconcile
+// and is applied to an in-memory model of the filter and nat tables, so listings, reconcile
 // reports and the next commands are exactly what they would be on a pristine host.
 // The model is also the in-memory twin of iptables for unit tests (principle 7).
 
@@ -10,119 +10,148 @@ import type { Logger } from '../log/logger.ts';
 import type { RunResult, Runner } from './exec.ts';
 import { DEFAULT_IPTABLES_BINARIES, IptablesBackend } from './iptables.ts';
 import type { IptablesBinaries } from './iptables.ts';
+import type { TableName } from './iptables-rules.ts';
 import type { Family, FirewallBackend, Grant, GuardSpec, ReconcileReport } from './types.ts';
 
-const BUILTIN = ['INPUT', 'FORWARD', 'OUTPUT'] as const;
-const TARGETS = new Set(['ACCEPT', 'DROP', 'RETURN', 'REJECT']);
+const BUILTIN: Record<TableName, readonly string[]> = {
+  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
+  nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
+};
+const TARGETS: Record<TableName, ReadonlySet<string>> = {
+  filter: new Set(['ACCEPT', 'DROP', 'RETURN', 'REJECT']),
+  nat: new Set(['ACCEPT', 'RETURN', 'DNAT', 'SNAT', 'MASQUERADE']),
+};
+const isTable = (t: string): t is TableName => t === 'filter' || t === 'nat';
 const ok = (stdout = ''): RunResult => ({ code: 0, stdout, stderr: '' });
 const bad = (stderr: string): RunResult => ({ code: 1, stdout: '', stderr });
 
 /** Thrown inside a restore transaction only; becomes an exit status 1 like iptables-restore's. */
 class RestoreError extends Error {}
 
-/** The filter table of one family: chain name -> rule specs (text after `-A CHAIN `). */
-export class SimulatedTable {
-  #chains = new Map<string, string[]>(BUILTIN.map((c) => [c, []]));
+type Chains = Map<string, string[]>;
 
-  /** `iptables -S [chain]`, in the format iptables 1.8 prints. */
-  list(chain?: string): RunResult {
-    if (chain !== undefined && !this.#chains.has(chain)) return bad('iptables: No chain/target/match by that name.\n');
-    const names = chain === undefined ? this.#ordered() : [chain];
-    const heads = names.map((c) => (this.#isBuiltin(c) ? `-P ${c} ACCEPT` : `-N ${c}`));
-    const rules = names.flatMap((c) => (this.#chains.get(c) ?? []).map((spec) => `-A ${c} ${spec}`));
+/** The filter and nat tables of one family: per table, chain name -> rule specs (text after
+ *  `-A CHAIN `). */
+export class SimulatedTable {
+  #tables: Record<TableName, Chains> = {
+    filter: new Map(BUILTIN.filter.map((c) => [c, []])),
+    nat: new Map(BUILTIN.nat.map((c) => [c, []])),
+  };
+
+  /** `iptables [-t table] -S [chain]`, in the format iptables 1.8 prints. */
+  list(chain?: string, table: TableName = 'filter'): RunResult {
+    const chains = this.#tables[table];
+    if (chain !== undefined && !chains.has(chain)) return bad('iptables: No chain/target/match by that name.\n');
+    const builtin = BUILTIN[table];
+    const user = [...chains.keys()].filter((c) => !builtin.includes(c)).sort();
+    const names = chain === undefined ? [...builtin, ...user] : [chain];
+    const heads = names.map((c) => (builtin.includes(c) ? `-P ${c} ACCEPT` : `-N ${c}`));
+    const rules = names.flatMap((c) => (chains.get(c) ?? []).map((spec) => `-A ${c} ${spec}`));
     return ok([...heads, ...rules].map((l) => `${l}\n`).join(''));
   }
 
-  /** `iptables-restore --noflush` of one `*filter` transaction: all or nothing. */
+  /** `iptables-restore --noflush`: each `*table ... COMMIT` block all or nothing, in order;
+   *  a failing block stops the run and leaves the blocks before it applied (as iptables-restore
+   *  does, nft and legacy alike). */
   restore(script: string): RunResult {
-    const lines = script.split('\n').filter((l) => l.trim() !== '');
-    if (lines[0] !== '*filter' || lines.at(-1) !== 'COMMIT') return bad('iptables-restore: expected *filter ... COMMIT\n');
-    const saved = new Map([...this.#chains].map(([c, r]) => [c, [...r]]));
-    for (const [i, line] of lines.slice(1, -1).entries()) {
+    const lines = script.split('\n');
+    let table: TableName | undefined;
+    let work: Chains = new Map();
+    for (const [i, raw] of lines.entries()) {
+      const line = raw.trim();
+      if (line === '' || line.startsWith('#')) continue;
       try {
-        this.#apply(line);
+        if (table === undefined) {
+          const name = line.startsWith('*') ? line.slice(1) : '';
+          if (!isTable(name)) throw new RestoreError(`expected *filter or *nat, got ${JSON.stringify(line)}`);
+          table = name;
+          work = new Map([...this.#tables[name]].map(([c, r]) => [c, [...r]]));
+        } else if (line === 'COMMIT') {
+          this.#tables[table] = work;
+          table = undefined;
+        } else {
+          applyLine(table, work, line);
+        }
       } catch (err) {
-        this.#chains = saved;
         const why = err instanceof RestoreError ? err.message : String(err);
-        return bad(`iptables-restore: line ${i + 2} failed: ${why}\n`);
+        return bad(`iptables-restore: line ${i + 1} failed: ${why}\n`);
       }
     }
+    if (table !== undefined) return bad(`iptables-restore: COMMIT expected at line ${lines.length}\n`);
     return ok();
   }
+}
 
-  #ordered(): string[] {
-    const user = [...this.#chains.keys()].filter((c) => !this.#isBuiltin(c)).sort();
-    return [...BUILTIN, ...user];
-  }
+function rulesOf(chains: Chains, chain: string): string[] {
+  const rules = chains.get(chain);
+  if (rules === undefined) throw new RestoreError(`No chain/target/match by that name (${chain})`);
+  return rules;
+}
 
-  #isBuiltin(c: string): boolean {
-    return (BUILTIN as readonly string[]).includes(c);
+function applyLine(table: TableName, chains: Chains, line: string): void {
+  const declared = /^:(\S+) \S+ \[\d+:\d+\]$/.exec(line)?.[1];
+  if (declared !== undefined) {
+    // `:CHAIN` under --noflush: a user chain is created, or flushed if it exists.
+    if (!BUILTIN[table].includes(declared)) chains.set(declared, []);
+    return;
   }
+  const m = /^(-[AIDFXN]) (\S+)(?: (.*))?$/.exec(line);
+  if (m === null) throw new RestoreError(`cannot parse ${JSON.stringify(line)}`);
+  const [, op = '', chain = '', rest = ''] = m;
+  if (op === '-N') {
+    if (chains.has(chain)) throw new RestoreError('Chain already exists');
+    return void chains.set(chain, []);
+  }
+  if (op === '-F') return void rulesOf(chains, chain).splice(0);
+  if (op === '-X') return removeChain(table, chains, chain);
+  if (op === '-D') return deleteRule(chains, chain, rest);
+  if (op === '-A') return void rulesOf(chains, chain).push(checkTarget(table, chains, rest));
+  const at = /^(\d+) (.*)$/.exec(rest);
+  const rules = rulesOf(chains, chain);
+  const pos = Number(at?.[1] ?? 0);
+  if (at === null || pos < 1 || pos > rules.length + 1) throw new RestoreError('Index of insertion too big');
+  rules.splice(pos - 1, 0, checkTarget(table, chains, at[2] ?? ''));
+}
 
-  #rules(chain: string): string[] {
-    const rules = this.#chains.get(chain);
-    if (rules === undefined) throw new RestoreError(`No chain/target/match by that name (${chain})`);
-    return rules;
+function removeChain(table: TableName, chains: Chains, chain: string): void {
+  if (BUILTIN[table].includes(chain) || rulesOf(chains, chain).length > 0) {
+    throw new RestoreError(`Directory not empty (${chain})`);
   }
+  const jump = new RegExp(`(^| )-[jg] ${chain.replace(/[^\w-]/g, '\\$&')}( |$)`);
+  for (const rules of chains.values()) {
+    if (rules.some((r) => jump.test(r))) throw new RestoreError(`Too many links (${chain})`);
+  }
+  chains.delete(chain);
+}
 
-  #apply(line: string): void {
-    const declared = /^:(\S+) \S+ \[\d+:\d+\]$/.exec(line);
-    if (declared !== null) return this.#declare(declared[1] ?? '');
-    const m = /^(-[AIDFXN]) (\S+)(?: (.*))?$/.exec(line);
-    if (m === null) throw new RestoreError(`cannot parse ${JSON.stringify(line)}`);
-    const [, op = '', chain = '', rest = ''] = m;
-    if (op === '-N') return this.#create(chain);
-    if (op === '-F') return void this.#rules(chain).splice(0);
-    if (op === '-X') return this.#remove(chain);
-    if (op === '-D') return this.#delete(chain, rest);
-    if (op === '-A') return void this.#rules(chain).push(this.#checkTarget(rest));
-    const at = /^(\d+) (.*)$/.exec(rest);
-    const rules = this.#rules(chain);
-    const pos = Number(at?.[1] ?? 0);
-    if (at === null || pos < 1 || pos > rules.length + 1) throw new RestoreError('Index of insertion too big');
-    rules.splice(pos - 1, 0, this.#checkTarget(at[2] ?? ''));
-  }
+function deleteRule(chains: Chains, chain: string, spec: string): void {
+  const rules = rulesOf(chains, chain);
+  const i = rules.indexOf(spec);
+  if (i < 0) throw new RestoreError('Bad rule (does a matching rule exist in that chain?)');
+  rules.splice(i, 1);
+}
 
-  /** `:CHAIN` under --noflush: a user chain is created, or flushed if it exists. */
-  #declare(chain: string): void {
-    if (this.#isBuiltin(chain)) return;
-    this.#chains.set(chain, []);
+function checkTarget(table: TableName, chains: Chains, spec: string): string {
+  const target = /(?:^| )-j (\S+)/.exec(spec)?.[1];
+  if (target !== undefined && !TARGETS[table].has(target) && !chains.has(target)) {
+    throw new RestoreError(`Couldn't load target \`${target}'`);
   }
+  return spec;
+}
 
-  #create(chain: string): void {
-    if (this.#chains.has(chain)) throw new RestoreError('Chain already exists');
-    this.#chains.set(chain, []);
-  }
-
-  #remove(chain: string): void {
-    if (this.#isBuiltin(chain) || this.#rules(chain).length > 0) throw new RestoreError(`Directory not empty (${chain})`);
-    const jump = new RegExp(`(^| )-[jg] ${chain.replace(/[^\w-]/g, '\\$&')}( |$)`);
-    for (const rules of this.#chains.values()) {
-      if (rules.some((r) => jump.test(r))) throw new RestoreError(`Too many links (${chain})`);
-    }
-    this.#chains.delete(chain);
-  }
-
-  #delete(chain: string, spec: string): void {
-    const rules = this.#rules(chain);
-    const i = rules.indexOf(spec);
-    if (i < 0) throw new RestoreError('Bad rule (does a matching rule exist in that chain?)');
-    rules.splice(i, 1);
-  }
-
-  #checkTarget(spec: string): string {
-    const target = /(?:^| )-j (\S+)/.exec(spec)?.[1];
-    if (target !== undefined && !TARGETS.has(target) && !this.#chains.has(target)) {
-      throw new RestoreError(`Couldn't load target \`${target}'`);
-    }
-    return spec;
-  }
+/** `-w [-t TABLE] -S [CHAIN]`, the only listings the backend runs. */
+function listArgs(args: readonly string[]): { table: TableName; chain: string | undefined } | undefined {
+  if (args[0] !== '-w') return undefined;
+  const table = args[1] === '-t' ? (args[2] ?? '') : 'filter';
+  const rest = args.slice(args[1] === '-t' ? 3 : 1);
+  if (!isTable(table) || rest[0] !== '-S' || rest.length > 2) return undefined;
+  return { table, chain: rest[1] };
 }
 
 export type CommandObserver = (argv: readonly string[], input: string | undefined) => void;
 
-/** A Runner that answers `<iptables> -w -S [chain]` and `<restore> -w --noflush` from
- *  the two tables; anything else exits 2. `observe` sees every command first. */
+/** A Runner that answers `<iptables> -w [-t nat] -S [chain]` and `<restore> -w --noflush`
+ *  from the two families' tables; anything else exits 2. `observe` sees every command first. */
 export function simulatedRunner(
   bins: IptablesBinaries, tables: Readonly<Record<Family, SimulatedTable>>, observe?: CommandObserver,
 ): Runner {
@@ -131,7 +160,8 @@ export function simulatedRunner(
     const [bin, ...args] = argv;
     const list = bin === bins.iptables ? tables[4] : bin === bins.ip6tables ? tables[6] : undefined;
     const restore = bin === bins.iptablesRestore ? tables[4] : bin === bins.ip6tablesRestore ? tables[6] : undefined;
-    if (list !== undefined && args[0] === '-w' && args[1] === '-S' && args.length <= 3) return list.list(args[2]);
+    const listing = listArgs(args);
+    if (list !== undefined && listing !== undefined) return list.list(listing.chain, listing.table);
     if (restore !== undefined && args.join(' ') === '-w --noflush') return restore.restore(opts?.input ?? '');
     return { code: 2, stdout: '', stderr: `dry-run: unsupported command ${JSON.stringify(argv)}\n` };
   };

@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: MIT
-// Pure iptables/ip6tables rule text: validation, builders for argv and iptables-restore
-// scripts, and parsers for `iptables -S` listings (STYLE.md principle 9: backends only
-// build argv and parse listings; exec.ts spawns). No I/O, no clock.
+// Pure iptables/ip6tables rule text: validation, the rules of a grant (plain, prefix,
+// forwarding), and parsers for `iptables [-t nat] -S <chain>` listings of the grant chains
+// (STYLE.md principle 9: backends only build argv and parse listings; exec.ts spawns). No
+// I/O, no clock. Guard rules, restore scripts, argv and planning live in iptables-plan.ts.
 //
 // Every value that reaches argv or a restore script is validated here again, even though
-// config validation happens elsewhere: a port, a proto, a grant id and an address are the
-// only variable parts, and each has a closed syntax, so no value can smuggle an extra
-// option (or a quote or newline into a restore line). The rule text is written in exactly
-// the form `iptables -S` prints it (explicit `-m tcp`, quoted comment), so what we add
-// and what we list read the same (checked with iptables 1.8.9 nft and legacy).
+// config validation happens elsewhere: a port, a proto, a grant id, an address, a prefix
+// length and a forwarding target are the only variable parts, and each has a closed
+// syntax, so no value can smuggle an extra option (or a quote or newline into a restore
+// line). The rule text is written in exactly the form `iptables -S` prints it (explicit
+// `-m tcp`, `/32` on -d, quoted comment, no `-s` for a /0 source), so what we add and what
+// we list read the same (checked with iptables 1.8.9 nft and legacy).
 
 import { isIP, SocketAddress } from 'node:net';
-import type { Family, Grant, GuardSpec, Service, TaggedRule } from './types.ts';
+import { networkOf } from '../wire/address.ts';
+import type { Family, ForwardTarget, Grant, GuardSpec, Service, TaggedRule } from './types.ts';
 
 /** Programmer or configuration error: a value that must never reach iptables. */
 export class FirewallValueError extends Error {
@@ -25,7 +28,18 @@ export interface ChainNames {
   readonly grants: string;
   /** Jumped from OUTPUT position 1: silences TCP RSTs from capture ports. */
   readonly output: string;
+  /** filter, jumped from FORWARD position 1: established DNATed flows, then one ACCEPT per
+   *  forwarding grant. */
+  readonly forward: string;
+  /** nat, jumped from PREROUTING position 1: one DNAT per forwarding grant. */
+  readonly dnat: string;
 }
+
+/** The chains that hold grant rules; the names double as ChainNames keys. */
+export type GrantChain = 'grants' | 'forward' | 'dnat';
+export const GRANT_CHAINS: readonly GrantChain[] = ['grants', 'forward', 'dnat'];
+export type TableName = 'filter' | 'nat';
+export const TABLE_OF: Readonly<Record<GrantChain, TableName>> = { grants: 'filter', forward: 'filter', dnat: 'nat' };
 
 export const DEFAULT_CHAIN_PREFIX = 'POSTERN';
 /** Chain names are at most 28 characters (XT_EXTENSION_MAXNAMELEN 29 with the NUL). */
@@ -34,19 +48,35 @@ const GRANT_ID_RE = /^[a-z0-9]{1,16}$/;
 /** Our rule tag; fwknop's `_exp_<epoch>` idea with the grant id in front (fw_util_iptables.h). */
 const TAG_RE = /^postern:([a-z0-9]{1,16}):exp=([0-9]{1,12})$/;
 const MAX_EXPIRY_MS = 1e15; // keeps the tag's epoch seconds within 12 digits
-const HOST_PREFIX: Record<Family, string> = { 4: '/32', 6: '/128' };
+const HOST_BITS: Record<Family, number> = { 4: 32, 6: 128 };
+/** `iptables -S` leaves out `-s` when the source is the whole address space. */
+const ANY_SOURCE: Record<Family, string> = { 4: '0.0.0.0/0', 6: '::/0' };
+
+/** First rule of <P>-FWD. Why it exists: a forwarded connection opened during a grant must
+ *  survive the grant's expiry, exactly like local connections do through the ESTABLISHED
+ *  rule of <P>-IN (DESIGN.md "Firewall model"); and the replies of every granted forwarded
+ *  flow need it on a router whose FORWARD policy is DROP. `--ctstate DNAT` keeps it to
+ *  connections that were destination-NATed, so it never opens plain routed traffic. */
+export const FORWARD_ESTABLISHED = '-m conntrack --ctstate ESTABLISHED,RELATED -m conntrack --ctstate DNAT -j ACCEPT';
 
 export function chainNames(prefix: string = DEFAULT_CHAIN_PREFIX): ChainNames {
   if (!CHAIN_PREFIX_RE.test(prefix)) throw new FirewallValueError(`bad chain prefix ${JSON.stringify(prefix)}`);
-  return { input: `${prefix}-IN`, grants: `${prefix}-GRANTS`, output: `${prefix}-OUT` };
+  return {
+    input: `${prefix}-IN`, grants: `${prefix}-GRANTS`, output: `${prefix}-OUT`,
+    forward: `${prefix}-FWD`, dnat: `${prefix}-DNAT`,
+  };
+}
+
+function checkPort(port: unknown, what: string): void {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new FirewallValueError(`bad ${what} ${JSON.stringify(port)}`);
+  }
 }
 
 export function checkService(s: Service): void {
   const proto: unknown = s.proto;
   if (proto !== 'tcp' && proto !== 'udp') throw new FirewallValueError(`bad protocol ${JSON.stringify(proto)}`);
-  if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65535) {
-    throw new FirewallValueError(`bad port ${JSON.stringify(s.port)}`);
-  }
+  checkPort(s.port, 'port');
 }
 
 /** Canonical text only (RFC 5952 for IPv6, as inet_ntop and `ip6tables -S` print it):
@@ -64,11 +94,36 @@ export function checkGrantId(g: Pick<Grant, 'id' | 'family'>): void {
   if (g.family !== 4 && g.family !== 6) throw new FirewallValueError(`bad family ${JSON.stringify(g.family)}`);
 }
 
+/** A prefix grant names a network: iptables masks the address it is given, so one with
+ *  host bits set would be listed differently from what we wrote (and reconcile would
+ *  churn it), and it usually means the caller meant something else. */
+function checkPrefix(g: Grant): void {
+  if (g.prefix === undefined) return;
+  const p: unknown = g.prefix;
+  if (typeof p !== 'number' || !Number.isInteger(p) || p < 0 || p > HOST_BITS[g.family]) {
+    throw new FirewallValueError(`bad IPv${g.family} prefix length ${JSON.stringify(p)} for grant ${g.id}`);
+  }
+  // Both sides through the same formatter: only the masking may differ.
+  if (networkOf(g.address, p) !== networkOf(g.address, HOST_BITS[g.family])) {
+    throw new FirewallValueError(`${g.address}/${p} has host bits set (grant ${g.id})`);
+  }
+}
+
+/** The target is in the grant's family (no NAT64) and the grant opens exactly one
+ *  external service (types.ts `Grant`). */
+function checkForward(g: Grant, fwd: ForwardTarget): void {
+  checkAddress(fwd.address, g.family);
+  checkPort(fwd.port, 'forwarding port');
+  if (g.services.length !== 1) throw new FirewallValueError(`forwarding grant ${g.id} must have exactly one service`);
+}
+
 export function checkGrant(g: Grant): void {
   checkGrantId(g);
   checkAddress(g.address, g.family);
   if (g.services.length === 0) throw new FirewallValueError(`grant ${g.id} has no services`);
   g.services.forEach(checkService);
+  checkPrefix(g);
+  if (g.forward !== undefined) checkForward(g, g.forward);
   if (!Number.isFinite(g.expiresAtMs) || g.expiresAtMs < 0 || g.expiresAtMs >= MAX_EXPIRY_MS) {
     throw new FirewallValueError(`bad expiry ${JSON.stringify(g.expiresAtMs)} for grant ${g.id}`);
   }
@@ -85,67 +140,50 @@ export function grantTag(id: string, expiresAtMs: number): string {
   return `postern:${id}:exp=${Math.ceil(expiresAtMs / 1000)}`;
 }
 
-const portMatch = (s: Service): string => `-p ${s.proto} -m ${s.proto} --dport ${s.port}`;
+export const portMatch = (s: Service): string => `-p ${s.proto} -m ${s.proto} --dport ${s.port}`;
+const sourceMatch = (source: string): string => (source.endsWith('/0') ? '' : `-s ${source} `);
+/** `--to-destination` as iptables prints it: IPv6 addresses in brackets. */
+const toDestination = (f: Family, t: ForwardTarget): string =>
+  f === 4 ? `${t.address}:${t.port}` : `[${t.address}]:${t.port}`;
 
-/** Identity of one grant rule: what reconcile compares between the listing and the grants. */
-function ruleKey(address: string, proto: string, port: string, tag: string): string {
-  return `${address}|${proto}|${port}|${tag}`;
+/** Identity of one grant rule: what reconcile compares between the listing and the
+ *  grants. `dest` is the DNAT target (`--to-destination`) or the FORWARD `-d`. */
+function ruleKey(source: string, proto: string, port: string, tag: string, dest = ''): string {
+  return [source, proto, port, tag, ...(dest === '' ? [] : [dest])].join('|');
 }
 
-/** The grant's rules as `-A <grants> ...` lines, keyed by ruleKey; duplicates collapse. */
-export function grantRuleLines(names: ChainNames, g: Grant): Map<string, string> {
+/** A grant's rules as `-A <chain> ...` lines per chain, keyed by ruleKey; duplicates
+ *  collapse. A plain grant has rules in <P>-GRANTS only; a forwarding grant one DNAT in
+ *  <P>-DNAT and one ACCEPT in <P>-FWD, and none in <P>-GRANTS: an INPUT accept there would
+ *  open the router's own port. */
+export function grantRuleLines(names: ChainNames, g: Grant): Record<GrantChain, Map<string, string>> {
   checkGrant(g);
   const tag = grantTag(g.id, g.expiresAtMs);
-  const lines = new Map<string, string>();
-  for (const s of g.services) {
-    const spec = `-s ${g.address}${HOST_PREFIX[g.family]} ${portMatch(s)} -m comment --comment "${tag}" -j ACCEPT`;
-    lines.set(ruleKey(g.address, s.proto, String(s.port), tag), `-A ${names.grants} ${spec}`);
+  const comment = `-m comment --comment "${tag}"`;
+  const source = `${g.address}/${g.prefix ?? HOST_BITS[g.family]}`;
+  const s = sourceMatch(source);
+  const out = { grants: new Map<string, string>(), forward: new Map<string, string>(), dnat: new Map<string, string>() };
+  const [external] = g.services;
+  if (g.forward === undefined || external === undefined) {
+    for (const svc of g.services) {
+      const line = `-A ${names.grants} ${s}${portMatch(svc)} ${comment} -j ACCEPT`;
+      out.grants.set(ruleKey(source, svc.proto, String(svc.port), tag), line);
+    }
+    return out;
   }
-  return lines;
+  const to = toDestination(g.family, g.forward);
+  const dest = `${g.forward.address}/${HOST_BITS[g.family]}`;
+  const inner: Service = { proto: external.proto, port: g.forward.port };
+  out.dnat.set(
+    ruleKey(source, external.proto, String(external.port), tag, to),
+    `-A ${names.dnat} ${s}${portMatch(external)} ${comment} -j DNAT --to-destination ${to}`,
+  );
+  out.forward.set(
+    ruleKey(source, inner.proto, String(inner.port), tag, dest),
+    `-A ${names.forward} ${s}-d ${dest} ${portMatch(inner)} -m conntrack --ctstate DNAT ${comment} -j ACCEPT`,
+  );
+  return out;
 }
-
-function uniqueServices(list: readonly Service[]): Service[] {
-  const seen = new Map<string, Service>();
-  for (const s of list) seen.set(`${s.proto}/${s.port}`, s);
-  return [...seen.values()];
-}
-
-/** Rules of the input and output chains, in order (header of iptables.ts explains why). */
-export function guardRuleLines(names: ChainNames, spec: GuardSpec): string[] {
-  checkGuardSpec(spec);
-  const capture = uniqueServices(spec.capture);
-  const guarded = uniqueServices(spec.guarded);
-  const a = (rule: string): string => `-A ${names.input} ${rule}`;
-  return [
-    // Local processes (a web UI proxied to 127.0.0.1:443, ssh from the console) are not
-    // what postern guards against: loopback leaves our chain untouched.
-    a('-i lo -j RETURN'),
-    ...capture.map((s) => a(`${portMatch(s)} -j ACCEPT`)),
-    ...guarded.map((s) => a(`${portMatch(s)} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`)),
-    a(`-j ${names.grants}`),
-    ...guarded.map((s) => a(`${portMatch(s)} -j DROP`)),
-    // UDP capture ports need no ICMP rule: the daemon binds a sink UDP socket on them,
-    // so the kernel never sends port unreachable (DESIGN.md fact 1).
-    ...capture
-      .filter((s) => s.proto === 'tcp')
-      .map((s) => `-A ${names.output} -p tcp -m tcp --sport ${s.port} --tcp-flags RST RST -j DROP`),
-  ];
-}
-
-/** `:CHAIN - [0:0]` under --noflush creates the chain, or flushes it if it exists. */
-export const declareChain = (chain: string): string => `:${chain} - [0:0]`;
-
-/** Full iptables-restore input for one table transaction. */
-export function restoreScript(lines: readonly string[]): string {
-  for (const l of lines) {
-    if (/[\r\n]/.test(l)) throw new FirewallValueError(`newline in restore line ${JSON.stringify(l)}`);
-  }
-  return ['*filter', ...lines, 'COMMIT', ''].join('\n');
-}
-
-export const listArgv = (bin: string, chain?: string): string[] =>
-  chain === undefined ? [bin, '-w', '-S'] : [bin, '-w', '-S', chain];
-export const restoreArgv = (bin: string): string[] => [bin, '-w', '--noflush'];
 
 /** Splits a listed rule into words; double quotes group, backslash escapes (as
  *  xtables_save_string writes them). null for an unterminated quote. */
@@ -185,19 +223,29 @@ export interface GrantListing {
   readonly foreign: readonly string[];
 }
 
-const KNOWN_MATCHES = new Set(['tcp', 'udp', 'comment']);
-const VALUE_OPTIONS = new Set(['-s', '-p', '--dport', '--comment', '-j']);
+/** What each grant chain's rules look like: the options besides `-s` (which is absent for
+ *  a /0 source), the matches besides the protocol's, and the target. */
+const SHAPES: Record<GrantChain, { options: string; matches: string; target: string }> = {
+  grants: { options: '--comment --dport -j -p', matches: 'comment', target: 'ACCEPT' },
+  dnat: { options: '--comment --dport --to-destination -j -p', matches: 'comment', target: 'DNAT' },
+  forward: { options: '--comment --ctstate --dport -d -j -p', matches: 'comment conntrack', target: 'ACCEPT' },
+};
+const KNOWN_MATCHES = new Set(['tcp', 'udp', 'comment', 'conntrack']);
+const VALUE_OPTIONS = new Set(['-s', '-d', '-p', '--dport', '--comment', '--ctstate', '-j', '--to-destination']);
+const SOURCE_RE = /^[0-9a-f:.]+\/[0-9]{1,3}$/;
 
-/** Reads the options postern writes. Anything else ('!', other matches and options, a
- *  repeated option) is skipped one word at a time and makes the rule not `plain`. */
-function readRule(words: readonly string[]): { values: Map<string, string>; plain: boolean } {
+/** Reads the options postern writes. Anything else ('!', other options, a repeated option
+ *  or match) is skipped one word at a time and makes the rule not `plain`. */
+function readRule(words: readonly string[]): { values: Map<string, string>; matches: string[]; plain: boolean } {
   const values = new Map<string, string>();
+  const matches: string[] = [];
   let plain = true;
   for (let i = 0; i < words.length; i++) {
     const w = words[i] ?? '';
     const next = words[i + 1];
     if (w === '-m' && next !== undefined) {
-      plain = plain && KNOWN_MATCHES.has(next);
+      plain = plain && KNOWN_MATCHES.has(next) && !matches.includes(next);
+      matches.push(next);
       i++;
     } else if (VALUE_OPTIONS.has(w) && next !== undefined && !values.has(w)) {
       values.set(w, next);
@@ -206,98 +254,61 @@ function readRule(words: readonly string[]): { values: Map<string, string>; plai
       plain = false;
     }
   }
-  return { values, plain };
+  return { values, matches, plain };
 }
 
-function parseGrantLine(spec: string, family: Family): GrantRule | null {
+/** The ruleKey of a listed rule of exactly our shape for `kind`, else null. */
+function shapedKey(kind: GrantChain, family: Family, words: readonly string[], tag: string): string | null {
+  const { values, matches, plain } = readRule(words);
+  const shape = SHAPES[kind];
+  const proto = values.get('-p') ?? '';
+  const options = [...values.keys()].filter((k) => k !== '-s').sort().join(' ');
+  const others = matches.filter((m) => m !== proto).sort().join(' ');
+  const source = values.get('-s') ?? ANY_SOURCE[family];
+  const shaped = plain && options === shape.options && matches.includes(proto) && others === shape.matches
+    && values.get('-j') === shape.target && SOURCE_RE.test(source)
+    && (kind !== 'forward' || values.get('--ctstate') === 'DNAT');
+  if (!shaped) return null;
+  const dest = kind === 'dnat' ? values.get('--to-destination') : values.get('-d');
+  return ruleKey(source, proto, values.get('--dport') ?? '', tag, dest ?? '');
+}
+
+function parseGrantLine(spec: string, family: Family, kind: GrantChain): GrantRule | null {
   const words = splitRuleWords(spec);
   if (words === null) return null;
-  const { values, plain } = readRule(words);
-  const tag = TAG_RE.exec(values.get('--comment') ?? '');
+  const comment = words[words.indexOf('--comment') + 1] ?? '';
+  const tag = words.includes('--comment') ? TAG_RE.exec(comment) : null;
   if (tag === null) return null;
   const [, grantId = '', exp = ''] = tag;
-  const src = values.get('-s') ?? '';
-  const shaped = plain && src.endsWith(HOST_PREFIX[family]) && values.get('-j') === 'ACCEPT';
-  const address = src.slice(0, src.length - HOST_PREFIX[family].length);
-  const key = shaped ? ruleKey(address, values.get('-p') ?? '', values.get('--dport') ?? '', tag[0]) : null;
-  return { family, grantId, expiresAtMs: Number(exp) * 1000, key, spec };
+  return { family, grantId, expiresAtMs: Number(exp) * 1000, key: shapedKey(kind, family, words, tag[0]), spec };
 }
 
-/** Parses `iptables -S <chain>` output. Never throws: lines it cannot read are foreign. */
-export function parseGrantListing(listing: string, family: Family, chain: string): GrantListing {
+/** Whether a listed <P>-FWD rule is FORWARD_ESTABLISHED (iptables prints the states in
+ *  its own order). */
+export function isForwardEstablished(spec: string): boolean {
+  return spec.replace('--ctstate RELATED,ESTABLISHED ', '--ctstate ESTABLISHED,RELATED ') === FORWARD_ESTABLISHED;
+}
+
+/** Parses `iptables [-t nat] -S <chain>` output for one grant chain. Never throws: lines
+ *  it cannot read are foreign. The static FORWARD_ESTABLISHED rule is neither. */
+export function parseGrantListing(listing: string, family: Family, chain: string, kind: GrantChain = 'grants'): GrantListing {
   const rules: GrantRule[] = [];
   const foreign: string[] = [];
   const head = `-A ${chain} `;
   for (const raw of listing.split('\n')) {
     const line = raw.trim();
     if (line === '' || line === `-N ${chain}`) continue;
-    const rule = line.startsWith(head) ? parseGrantLine(line.slice(head.length), family) : null;
+    const spec = line.startsWith(head) ? line.slice(head.length) : null;
+    if (spec !== null && kind === 'forward' && isForwardEstablished(spec)) continue;
+    const rule = spec === null ? null : parseGrantLine(spec, family, kind);
     if (rule === null) foreign.push(line);
     else rules.push(rule);
   }
   return { rules, foreign };
 }
 
-export function parseGrantRules(listing: string, family: Family, chain = chainNames().grants): GrantRule[] {
-  return [...parseGrantListing(listing, family, chain).rules];
-}
-
-/** What start and stop need to know from `iptables -S` (whole filter table). */
-export interface ChainState {
-  /** Which of our chains exist. */
-  readonly chains: ReadonlySet<string>;
-  /** 0-based positions of `-A INPUT -j <input>` among INPUT's rules (likewise OUTPUT). */
-  readonly inputJumps: readonly number[];
-  readonly outputJumps: readonly number[];
-}
-
-export function parseChainState(listing: string, names: ChainNames): ChainState {
-  const ours = new Set([names.input, names.grants, names.output]);
-  const chains = new Set<string>();
-  const jumps = { INPUT: [] as number[], OUTPUT: [] as number[] };
-  const seen = { INPUT: 0, OUTPUT: 0 };
-  const target = { INPUT: names.input, OUTPUT: names.output };
-  for (const raw of listing.split('\n')) {
-    const line = raw.trim();
-    if (line.startsWith('-N ') && ours.has(line.slice(3))) chains.add(line.slice(3));
-    for (const b of ['INPUT', 'OUTPUT'] as const) {
-      if (!line.startsWith(`-A ${b} `)) continue;
-      if (line === `-A ${b} -j ${target[b]}`) jumps[b].push(seen[b]);
-      seen[b]++;
-    }
-  }
-  return { chains, inputJumps: jumps.INPUT, outputJumps: jumps.OUTPUT };
-}
-
-const jumpFix = (builtin: string, chain: string, at: readonly number[]): string[] =>
-  at.length === 1 && at[0] === 0
-    ? []
-    : [...at.map(() => `-D ${builtin} -j ${chain}`), `-I ${builtin} 1 -j ${chain}`];
-
-/** Restore lines for start: rebuild <P>-IN/<P>-OUT atomically, create <P>-GRANTS only when
- *  missing (its rules belong to reconcile), and leave exactly one jump at position 1. */
-export function planStart(names: ChainNames, spec: GuardSpec, state: ChainState): string[] {
-  return [
-    declareChain(names.input),
-    declareChain(names.output),
-    ...(state.chains.has(names.grants) ? [] : [declareChain(names.grants)]),
-    ...guardRuleLines(names, spec),
-    ...jumpFix('INPUT', names.input, state.inputJumps),
-    ...jumpFix('OUTPUT', names.output, state.outputJumps),
-  ];
-}
-
-export function planUpdate(names: ChainNames, spec: GuardSpec): string[] {
-  return [declareChain(names.input), declareChain(names.output), ...guardRuleLines(names, spec)];
-}
-
-export function planStop(names: ChainNames, state: ChainState, keepGuarding: boolean): string[] {
-  if (keepGuarding) return state.chains.has(names.grants) ? [`-F ${names.grants}`] : [];
-  const ours = [names.input, names.output, names.grants].filter((c) => state.chains.has(c));
-  return [
-    ...state.inputJumps.map(() => `-D INPUT -j ${names.input}`),
-    ...state.outputJumps.map(() => `-D OUTPUT -j ${names.output}`),
-    ...ours.map((c) => `-F ${c}`),
-    ...ours.map((c) => `-X ${c}`),
-  ];
+export function parseGrantRules(
+  listing: string, family: Family, chain = chainNames().grants, kind: GrantChain = 'grants',
+): GrantRule[] {
+  return [...parseGrantListing(listing, family, chain, kind).rules];
 }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // iptables/ip6tables backend (DESIGN.md fact 3, "Firewall model"; STYLE.md principle 9).
 //
-// Chains, filter table, the same in both families (<P> is the chain prefix, POSTERN):
-//   INPUT  position 1: -j <P>-IN          OUTPUT position 1: -j <P>-OUT
+// Chains, the same in both families (<P> is the chain prefix, POSTERN):
+//   filter INPUT position 1: -j <P>-IN     filter OUTPUT position 1: -j <P>-OUT
 //   <P>-IN, in order, then fall through (RETURN) to the host's own rules:
 //     1. capture ports (SPA, knock) ACCEPT, so their packets reach local delivery and thus
 //        the raw socket even when the host's INPUT policy is DROP (DESIGN.md fact 1);
@@ -10,27 +10,42 @@
 //        during a grant survive its expiry;
 //     3. -j <P>-GRANTS;
 //     4. guarded services DROP (never REJECT: the port must look filtered).
-//   <P>-GRANTS: one ACCEPT per (grant, service), `-s ADDR/32|/128 -p P --dport N`, tagged
-//     `-m comment --comment "postern:<grantId>:exp=<epochSeconds>"` (fwknop's `_exp_<epoch>`
-//     idea, fw_util_iptables.h), so a restarted daemon can remove what a crashed one left.
+//   <P>-GRANTS: one ACCEPT per (grant, service), `-s ADDR/PREFIX -p P --dport N` (/32 or
+//     /128 unless the grant names a network), tagged with a comment
+//     "postern:<grantId>:exp=<epochSeconds>" (fwknop's `_exp_<epoch>`, fw_util_iptables.h),
+//     so a restarted daemon can remove what a crashed one left.
 //   <P>-OUT: drops the RSTs the kernel would send from TCP capture ports (knock ports stay
 //     silent). UDP capture ports need no rule: the daemon binds a sink socket on them.
+// With spec.forwarding (a router with forwarding grants), also:
+//   nat PREROUTING position 1: -j <P>-DNAT    filter FORWARD position 1: -j <P>-FWD
+//   <P>-DNAT: per forwarding grant `-s SRC -p P --dport EXT ... -j DNAT --to-destination
+//     T:PORT`, tagged like grant rules. Granted packets are rewritten before routing, so
+//     they are forwarded and never reach INPUT, where the external port is guarded.
+//   <P>-FWD: FORWARD_ESTABLISHED first (iptables-rules.ts says why), then per forwarding
+//     grant `-s SRC -d T -p P --dport PORT --ctstate DNAT ... -j ACCEPT`, tagged. A
+//     forwarding grant has no rule in <P>-GRANTS: that would open the router's own port.
 //
-// Every change is one `iptables-restore -w --noflush` transaction with the script on stdin,
+// Every change is one `iptables-restore -w --noflush` process with the script on stdin,
 // so a new grant costs one spawn whatever its number of services (fwknopd runs iptables
-// five times per open). Deleting an absent rule fails a whole restore, so deletions are
-// always built from a fresh `iptables -S <P>-GRANTS` listing; adds come before deletes in
-// the same transaction, so an extension has no gap and leaves no duplicate (fwknop #14,
-// PR #15, #158). Operations are serialized: a plan is never built from a listing that
-// another operation is about to change.
+// five times per open). Each `*table ... COMMIT` block is its own transaction (checked
+// with nft and legacy), so a script that touches nat and filter is ordered to be safe at
+// each boundary: FORWARD accepts are added before their DNATs and removed after them
+// (iptables-plan.ts grantSections). Deleting an absent rule fails a whole block, so
+// deletions are always built from fresh `iptables -S <chain>` listings; adds come before
+// deletes, so an extension has no gap and leaves no duplicate (fwknop #14, PR #15, #158).
+// Operations are serialized: a plan is never built from a listing that another operation
+// is about to change. The nat table is only ever listed or touched when forwarding is on
+// (or its chains are left over), so hosts without forwarding never load it.
 
 import type { Logger } from '../log/logger.ts';
 import type { Runner } from './exec.ts';
+import { chainNames, checkGrant, checkGrantId, checkGuardSpec, parseGrantListing, TABLE_OF } from './iptables-rules.ts';
+import type { ChainNames, GrantChain, GrantRule, TableName } from './iptables-rules.ts';
 import {
-  chainNames, checkGrant, checkGrantId, checkGuardSpec, grantRuleLines, listArgv, parseChainState,
-  parseGrantListing, planStart, planStop, planUpdate, restoreArgv, restoreScript,
-} from './iptables-rules.ts';
-import type { ChainNames, ChainState, GrantListing, GrantRule } from './iptables-rules.ts';
+  listArgv, parseChainState, planGrants, planReconcile, planStart, planStartNat, planStop, planStopNat, planUpdate,
+  restoreArgv, restoreSections,
+} from './iptables-plan.ts';
+import type { ChainRules, ChainState, RestoreSection } from './iptables-plan.ts';
 import type { Family, FirewallBackend, Grant, GuardSpec, ReconcileReport } from './types.ts';
 
 export interface IptablesBinaries {
@@ -52,69 +67,12 @@ export interface IptablesBackendOptions {
   readonly runner: Runner;
   readonly logger: Logger;
   readonly binaries?: Partial<IptablesBinaries>;
-  /** Chains are <prefix>-IN, <prefix>-GRANTS, <prefix>-OUT. Default POSTERN. */
+  /** Chains are <prefix>-IN, -GRANTS, -OUT, -FWD and (nat) -DNAT. Default POSTERN. */
   readonly chainPrefix?: string;
 }
 
-export interface GrantPlan {
-  /** Adds first, then deletes: one transaction, no gap. */
-  readonly lines: readonly string[];
-  /** Grant ids that got at least one rule added / deleted. */
-  readonly added: ReadonlySet<string>;
-  readonly deleted: ReadonlySet<string>;
-}
-
-/** Makes the in-scope tagged rules equal exactly the rules of `desired`: missing ones are
- *  added, everything else in scope (stale expiry, unknown id, duplicate) is deleted. */
-export function planGrants(
-  names: ChainNames, existing: readonly GrantRule[], desired: readonly Grant[], inScope: (r: GrantRule) => boolean,
-): GrantPlan {
-  const want = new Map<string, { line: string; id: string }>();
-  for (const g of desired) for (const [key, line] of grantRuleLines(names, g)) want.set(key, { line, id: g.id });
-  const have = new Set<string>();
-  const deletes: string[] = [];
-  const deleted = new Set<string>();
-  for (const r of existing) {
-    if (!inScope(r)) continue;
-    if (r.key !== null && want.has(r.key) && !have.has(r.key)) have.add(r.key);
-    else {
-      deletes.push(`-D ${names.grants} ${r.spec}`);
-      deleted.add(r.grantId);
-    }
-  }
-  const adds = [...want].filter(([key]) => !have.has(key)).map(([, w]) => w);
-  return { lines: [...adds.map((w) => w.line), ...deletes], added: new Set(adds.map((w) => w.id)), deleted };
-}
-
-export interface ReconcilePlan extends ReconcileReport {
-  readonly lines: readonly string[];
-  /** Live grants that failed validation: treated as expired (fail closed). */
-  readonly invalid: readonly string[];
-}
-
-/** Reconcile for one family: the tagged rules become exactly those of the live grants that
- *  have not expired at nowMs. `removed` lists ids that lost all standing (expired, unknown,
- *  invalid); a live grant whose rules carried a stale expiry is re-added and listed in
- *  `restored` only. Untagged rules are out of scope and stay. */
-export function planReconcile(
-  names: ChainNames, family: Family, existing: readonly GrantRule[], live: readonly Grant[], nowMs: number,
-): ReconcilePlan {
-  const invalid: string[] = [];
-  const active = live.filter((g) => {
-    if (g.family !== family || g.expiresAtMs <= nowMs) return false;
-    try {
-      checkGrant(g);
-      return true;
-    } catch {
-      invalid.push(String(g.id));
-      return false;
-    }
-  });
-  const activeIds = new Set(active.map((g) => g.id));
-  const plan = planGrants(names, existing, active, () => true);
-  const removed = [...plan.deleted].filter((id) => !activeIds.has(id));
-  return { lines: plan.lines, removed, restored: [...plan.added], invalid };
-}
+const filterOnly = (lines: readonly string[]): RestoreSection[] => [{ table: 'filter', lines }];
+const NAT_UNUSABLE = 'nat table unusable; no forwarding grants in this family';
 
 export class IptablesBackend implements FirewallBackend {
   readonly name = 'iptables';
@@ -125,6 +83,8 @@ export class IptablesBackend implements FirewallBackend {
   readonly #names: ChainNames;
   /** False once start() found ip6tables unusable. */
   #ipv6 = true;
+  /** Per family: <P>-FWD and <P>-DNAT are set up, so forwarding grants can be applied. */
+  readonly #forwarding: Record<Family, boolean> = { 4: false, 6: false };
   /** Grant ids whose rules this process added or saw; a repeated add takes the listing path. */
   readonly #installed: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
   #queue: Promise<unknown> = Promise.resolve();
@@ -140,17 +100,31 @@ export class IptablesBackend implements FirewallBackend {
     checkGuardSpec(spec);
     return this.#serial(async () => {
       for (const f of [4, 6] as const) {
-        const state = await this.#readState(f, f === 6);
-        if (state !== null) await this.#restore(f, planStart(this.#names, spec, state));
+        const state = f === 4
+          ? await this.#readTable(4, 'filter')
+          : await this.#tryRead(6, 'filter', 'ip6tables unusable; IPv6 is NOT guarded by postern');
+        if (f === 6) this.#ipv6 = state !== null;
+        if (state !== null) await this.#startFamily(f, spec, state);
       }
-      this.#log.info('guarding', { guarded: spec.guarded.length, capture: spec.capture.length, ipv6: this.#ipv6 });
+      const forwarding = this.#families().filter((f) => this.#forwarding[f]).map((f) => `ipv${f}`).join(',');
+      this.#log.info('guarding', {
+        guarded: spec.guarded.length, capture: spec.capture.length, ipv6: this.#ipv6, forwarding: forwarding || 'off',
+      });
     });
   }
 
   async update(spec: GuardSpec): Promise<void> {
     checkGuardSpec(spec);
     return this.#serial(async () => {
-      for (const f of this.#families()) await this.#restore(f, planUpdate(this.#names, spec));
+      for (const f of this.#families()) {
+        // Forwarding switched on by a config reload: set its chains up as start does. Switched
+        // off, the chains stay (their grants expire as usual) until stop or the next start.
+        if (spec.forwarding === true && !this.#forwarding[f]) {
+          await this.#startFamily(f, spec, await this.#readTable(f, 'filter'));
+        } else {
+          await this.#restore(f, filterOnly(planUpdate(this.#names, spec)));
+        }
+      }
     });
   }
 
@@ -160,14 +134,15 @@ export class IptablesBackend implements FirewallBackend {
       const removed = new Set<string>();
       const restored = new Set<string>();
       for (const f of this.#families()) {
-        const listing = await this.#listGrants(f);
-        if (listing.foreign.length > 0) {
-          this.#log.warn('untagged rules in grants chain left alone', { family: f, count: listing.foreign.length });
-        }
-        const plan = planReconcile(this.#names, f, listing.rules, live, nowMs);
-        await this.#restore(f, plan.lines);
+        const existing = await this.#listChains(f, this.#chainsIn(f), true);
+        const plan = planReconcile(this.#names, f, existing, live, nowMs);
+        await this.#restore(f, plan.sections);
         if (plan.invalid.length > 0) this.#log.error('invalid live grants removed', { ids: plan.invalid.join(',') });
-        const kept = live.filter((g) => g.family === f && g.expiresAtMs > nowMs && !plan.invalid.includes(g.id));
+        if (plan.unplaced.length > 0) {
+          this.#log.warn('forwarding grants not applied: no forwarding chains', { family: f, ids: plan.unplaced.join(',') });
+        }
+        const skip = new Set([...plan.invalid, ...plan.unplaced]);
+        const kept = live.filter((g) => g.family === f && g.expiresAtMs > nowMs && !skip.has(g.id));
         this.#installed[f] = new Set(kept.map((g) => g.id));
         plan.removed.forEach((id) => removed.add(id));
         plan.restored.forEach((id) => restored.add(id));
@@ -185,14 +160,21 @@ export class IptablesBackend implements FirewallBackend {
     checkGrant(grant);
     if (previous !== undefined) checkGrant(previous);
     return this.#serial(async () => {
-      this.#requireFamily(grant.family);
-      if (previous === undefined && !this.#installed[grant.family].has(grant.id)) {
-        // A new id has no rules yet: one spawn, no listing (the time-to-open path).
-        await this.#restore(grant.family, [...grantRuleLines(this.#names, grant).values()]);
+      const f = grant.family;
+      this.#requireFamily(f);
+      if (grant.forward !== undefined && !this.#forwarding[f]) {
+        throw new Error(`no IPv${f} forwarding chains (start without forwarding, or nat unusable): grant ${grant.id}`);
+      }
+      if (previous === undefined && !this.#installed[f].has(grant.id)) {
+        // A new id has no rules yet: one spawn, no listing (the time-to-open path). Marked
+        // first: a restore whose later block fails leaves the earlier ones applied, so a
+        // retry must take the listing path rather than add duplicates.
+        this.#installed[f].add(grant.id);
+        await this.#restore(f, planGrants(this.#names, {}, [grant], () => false).sections);
       } else {
         await this.#replace(grant, previous ?? grant);
+        this.#installed[f].add(grant.id);
       }
-      this.#installed[grant.family].add(grant.id);
     });
   }
 
@@ -200,9 +182,10 @@ export class IptablesBackend implements FirewallBackend {
     checkGrantId(grant);
     return this.#serial(async () => {
       if (grant.family === 6 && !this.#ipv6) return;
-      const { rules } = await this.#listGrants(grant.family);
-      const plan = planGrants(this.#names, rules, [], (r) => r.grantId === grant.id);
-      await this.#restore(grant.family, plan.lines);
+      // Found by id in every grant chain there is: revoking needs nothing else of the grant.
+      const existing = await this.#listChains(grant.family, this.#chainsIn(grant.family));
+      const plan = planGrants(this.#names, existing, [], (r) => r.grantId === grant.id);
+      await this.#restore(grant.family, plan.sections);
       this.#installed[grant.family].delete(grant.id);
     });
   }
@@ -210,12 +193,32 @@ export class IptablesBackend implements FirewallBackend {
   stop(opts: { readonly keepGuarding: boolean }): Promise<void> {
     return this.#serial(async () => {
       for (const f of this.#families()) {
-        const state = await this.#readState(f, false);
-        if (state !== null) await this.#stopFamily(f, state, opts.keepGuarding);
+        const state = await this.#readTable(f, 'filter');
+        const fwd = this.#forwarding[f] || state.chains.has(this.#names.forward);
+        const nat = fwd ? await this.#tryRead(f, 'nat', NAT_UNUSABLE) : null;
+        await this.#stopFamily(f, state, nat, opts.keepGuarding);
         this.#installed[f].clear();
+        if (!opts.keepGuarding) this.#forwarding[f] = false;
       }
       this.#log.info(opts.keepGuarding ? 'grants removed, still guarding' : 'rules removed');
     });
+  }
+
+  /** One family's start. The nat table is read only when forwarding is wanted (required
+   *  for IPv4; IPv6 nat may be missing on a board: then no IPv6 forwarding, loudly) or
+   *  when a <P>-FWD left by an earlier configuration must go. */
+  async #startFamily(f: Family, spec: GuardSpec, state: ChainState): Promise<void> {
+    const want = spec.forwarding === true;
+    let nat: ChainState | null = null;
+    if (want && f === 4) nat = await this.#readTable(4, 'nat');
+    else if (want || state.chains.has(this.#names.forward)) nat = await this.#tryRead(f, 'nat', NAT_UNUSABLE);
+    const forwarding = want && nat !== null;
+    const filter: RestoreSection = { table: 'filter', lines: planStart(this.#names, { ...spec, forwarding }, state) };
+    // Set-up: <P>-FWD exists before <P>-DNAT can send it anything. Removal: DNATs go first.
+    await this.#restore(f, nat !== null && forwarding
+      ? [filter, { table: 'nat', lines: planStartNat(this.#names, nat) }]
+      : [{ table: 'nat', lines: nat === null ? [] : planStopNat(this.#names, nat, false) }, filter]);
+    this.#forwarding[f] = forwarding;
   }
 
   async #replace(grant: Grant, previous: Grant): Promise<void> {
@@ -223,22 +226,25 @@ export class IptablesBackend implements FirewallBackend {
     for (const f of new Set([grant.family, previous.family])) {
       if (f === 6 && !this.#ipv6) continue; // no IPv6 rules can exist
       const desired = f === grant.family ? [grant] : [];
-      const { rules } = await this.#listGrants(f);
-      const plan = planGrants(this.#names, rules, desired, (r) => ids.has(r.grantId));
-      await this.#restore(f, plan.lines);
+      const existing = await this.#listChains(f, this.#chainsFor(f, [grant, previous]));
+      const plan = planGrants(this.#names, existing, desired, (r) => ids.has(r.grantId));
+      await this.#restore(f, plan.sections);
     }
     if (previous.id !== grant.id) this.#installed[previous.family].delete(previous.id);
   }
 
-  async #stopFamily(f: Family, state: ChainState, keepGuarding: boolean): Promise<void> {
+  async #stopFamily(f: Family, state: ChainState, nat: ChainState | null, keepGuarding: boolean): Promise<void> {
+    const sections = (keep: boolean): RestoreSection[] => [
+      { table: 'nat', lines: nat === null ? [] : planStopNat(this.#names, nat, keep) }, // DNATs before their accepts
+      { table: 'filter', lines: planStop(this.#names, state, keep) },
+    ];
     try {
-      await this.#restore(f, planStop(this.#names, state, keepGuarding));
+      await this.#restore(f, sections(keepGuarding));
     } catch (err) {
-      // Removal failed as a whole (e.g. a foreign rule still jumps to our chains): at
-      // least take the grants away, so a failed stop never leaves access open.
-      if (!keepGuarding && state.chains.has(this.#names.grants)) {
-        await this.#restore(f, [`-F ${this.#names.grants}`]).catch(() => undefined);
-      }
+      // Removal failed (e.g. a foreign rule still jumps to our chains): at least take the
+      // grants away, so a failed stop never leaves access open. Block by block: one that
+      // fails (its table was already changed) must not keep the other from running.
+      if (!keepGuarding) for (const s of sections(true)) await this.#restore(f, [s]).catch(() => undefined);
       throw err;
     }
   }
@@ -257,42 +263,63 @@ export class IptablesBackend implements FirewallBackend {
     if (f === 6 && !this.#ipv6) throw new Error('ip6tables is unusable (see the warning at start): no IPv6 grants');
   }
 
+  /** Every grant chain that exists in the family. */
+  #chainsIn(f: Family): GrantChain[] {
+    return this.#forwarding[f] ? ['grants', 'forward', 'dnat'] : ['grants'];
+  }
+
+  /** The chains that can hold rules of these grants (both known on the extension path). */
+  #chainsFor(f: Family, grants: readonly Grant[]): GrantChain[] {
+    const plain = grants.some((g) => g.forward === undefined);
+    const forwarding = this.#forwarding[f] && grants.some((g) => g.forward !== undefined);
+    return this.#chainsIn(f).filter((c) => (c === 'grants' ? plain : forwarding));
+  }
+
   #bin(f: Family): { list: string; restore: string } {
     const b = this.#bins;
     return f === 4 ? { list: b.iptables, restore: b.iptablesRestore } : { list: b.ip6tables, restore: b.ip6tablesRestore };
   }
 
-  /** Whole filter table listing. With `optional` (IPv6 at start) failure disables the family. */
-  async #readState(f: Family, optional: boolean): Promise<ChainState | null> {
-    const argv = listArgv(this.#bin(f).list);
-    let failure: string;
+  /** A whole table, or null with a warning when it cannot be listed (IPv6 at start; nat
+   *  where forwarding is optional): the caller then goes on without that part. */
+  async #tryRead(f: Family, table: TableName, warning: string): Promise<ChainState | null> {
     try {
-      const r = await this.#exec(argv);
-      if (r.code === 0) {
-        if (optional) this.#ipv6 = true;
-        return parseChainState(r.stdout, this.#names);
-      }
-      failure = `${argv.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`;
+      return await this.#readTable(f, table);
     } catch (err) {
-      failure = err instanceof Error ? err.message : String(err);
+      this.#log.warn(warning, { family: f, error: err instanceof Error ? err.message : String(err) });
+      return null;
     }
-    if (!optional) throw new Error(failure);
-    this.#ipv6 = false;
-    this.#log.warn('ip6tables unusable; IPv6 is NOT guarded by postern', { error: failure });
-    return null;
   }
 
-  async #listGrants(f: Family): Promise<GrantListing> {
-    const argv = listArgv(this.#bin(f).list, this.#names.grants);
+  async #readTable(f: Family, table: TableName): Promise<ChainState> {
+    return parseChainState(await this.#list(listArgv(this.#bin(f).list, undefined, table)), this.#names);
+  }
+
+  async #listChains(f: Family, chains: readonly GrantChain[], warnForeign = false): Promise<ChainRules> {
+    const out: Partial<Record<GrantChain, readonly GrantRule[]>> = {};
+    for (const c of chains) {
+      const chain = this.#names[c];
+      const stdout = await this.#list(listArgv(this.#bin(f).list, chain, TABLE_OF[c]));
+      const { rules, foreign } = parseGrantListing(stdout, f, chain, c);
+      if (warnForeign && foreign.length > 0) {
+        this.#log.warn('untagged rules in grants chain left alone', { family: f, chain, count: foreign.length });
+      }
+      out[c] = rules;
+    }
+    return out;
+  }
+
+  async #list(argv: readonly string[]): Promise<string> {
     const r = await this.#exec(argv);
     if (r.code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
-    return parseGrantListing(r.stdout, f, this.#names.grants);
+    return r.stdout;
   }
 
-  async #restore(f: Family, lines: readonly string[]): Promise<void> {
-    if (lines.length === 0) return;
+  async #restore(f: Family, sections: readonly RestoreSection[]): Promise<void> {
+    const script = restoreSections(sections);
+    if (script === '') return;
     const argv = restoreArgv(this.#bin(f).restore);
-    const r = await this.#exec(argv, restoreScript(lines));
+    const r = await this.#exec(argv, script);
     if (r.code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
   }
 

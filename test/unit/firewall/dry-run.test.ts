@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // DryRunBackend and the in-memory iptables twin (src/firewall/dry-run.ts): one info line
 // per command with the exact argv and restore script, grant state kept in memory, and the
-// twin refusing what iptables-restore refuses (atomically).
+// twin refusing what iptables-restore refuses (atomically per `*table ... COMMIT` block),
+// with a nat table for forwarding grants.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -61,6 +62,21 @@ describe('DryRunBackend', () => {
     assert.equal(b.tables[4].list().stdout, '-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n');
   });
 
+  it('mirrors forwarding: nat listings and two-table restores are logged and simulated', async () => {
+    const logger = memoryLogger('info');
+    const b = new DryRunBackend({ logger });
+    await b.start({ ...SPEC, forwarding: true });
+    const fwd: Grant = { ...G, id: 'f1', services: [{ proto: 'tcp', port: 2222 }], forward: { address: '198.19.0.10', port: 22 } };
+    await b.applyGrant(fwd);
+    const cmds = commands(logger.lines);
+    assert.deepEqual(cmds.map((c) => c.argv.join(' ')).slice(0, 3), ['iptables -w -S', 'iptables -w -t nat -S', 'iptables-restore -w --noflush']);
+    assert.match(cmds.at(-1)?.stdin ?? '', /^\*filter\n-A POSTERN-FWD .*\nCOMMIT\n\*nat\n-A POSTERN-DNAT .* --to-destination 198\.19\.0\.10:22\nCOMMIT\n$/);
+    assert.match(b.tables[4].list(undefined, 'nat').stdout, /^-A PREROUTING -j POSTERN-DNAT$/m);
+    assert.deepEqual(await b.reconcile([], NOW), { removed: ['f1'], restored: [] });
+    await b.stop({ keepGuarding: false });
+    assert.equal(b.tables[4].list(undefined, 'nat').stdout, '-P PREROUTING ACCEPT\n-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-P POSTROUTING ACCEPT\n');
+  });
+
   it('logs the configured binaries', async () => {
     const logger = memoryLogger('info');
     const b = new DryRunBackend({ logger, binaries: { iptables: '/sbin/iptables' }, chainPrefix: 'PT' });
@@ -106,6 +122,29 @@ describe('SimulatedTable', () => {
     });
   }
 
+  it('has a nat table with its own built-in chains and DNAT target', () => {
+    const t = new SimulatedTable();
+    assert.equal(t.list(undefined, 'nat').stdout, '-P PREROUTING ACCEPT\n-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n-P POSTROUTING ACCEPT\n');
+    assert.equal(t.restore('*nat\n:D - [0:0]\n-A D -p tcp -m tcp --dport 1 -j DNAT --to-destination 198.19.0.10:22\n-I PREROUTING 1 -j D\nCOMMIT\n').code, 0);
+    assert.equal(t.list('D', 'nat').stdout, '-N D\n-A D -p tcp -m tcp --dport 1 -j DNAT --to-destination 198.19.0.10:22\n');
+    assert.equal(t.list('D').code, 1); // not in filter
+    assert.match(t.restore('*filter\n-A INPUT -j DNAT --to-destination 1.2.3.4:1\nCOMMIT\n').stderr, /Couldn't load target `DNAT'/);
+    assert.match(t.restore('*nat\n-X D\nCOMMIT\n').stderr, /not empty/);
+  });
+
+  it('commits block by block: a failing block leaves the earlier blocks applied, not the later ones', () => {
+    const t = new SimulatedTable();
+    const r = t.restore('*filter\n:A - [0:0]\nCOMMIT\n*nat\n:D - [0:0]\n-D D -j ACCEPT\nCOMMIT\n*filter\n:B - [0:0]\nCOMMIT\n');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /line 6 failed: Bad rule/);
+    assert.match(t.list().stdout, /^-N A$/m);
+    assert.doesNotMatch(t.list().stdout, /^-N B$/m);
+    assert.equal(t.list('D', 'nat').code, 1);
+    assert.match(t.restore('*filter\n:C - [0:0]\n').stderr, /COMMIT expected/);
+    assert.match(t.restore('*mangle\nCOMMIT\n').stderr, /expected \*filter or \*nat/);
+    assert.equal(t.list('C').code, 1);
+  });
+
   it('declaring an existing chain flushes it (iptables-restore --noflush semantics)', () => {
     const t = new SimulatedTable();
     t.restore('*filter\n:A - [0:0]\n-A A -j ACCEPT\nCOMMIT\n');
@@ -118,5 +157,8 @@ describe('SimulatedTable', () => {
     assert.equal((await run(['iptables', '-F'])).code, 2);
     assert.equal((await run(['sh', '-c', 'true'])).code, 2);
     assert.equal((await run(['iptables-restore', '-w', '--noflush'], { input: 'x' })).code, 1);
+    assert.equal((await run(['iptables', '-w', '-t', 'mangle', '-S'])).code, 2);
+    assert.equal((await run(['iptables', '-w', '-t', 'nat', '-S', 'A', 'B'])).code, 2);
+    assert.equal((await run(['ip6tables', '-w', '-t', 'nat', '-S'])).code, 0);
   });
 });
