@@ -18,6 +18,7 @@ import { decodeIPv4, decodeTransport } from '../wire/frame.ts';
 import type { Logger } from '../log/logger.ts';
 
 interface RawSocket {
+  setOption(level: number, option: number, value: number): void;
   on(event: 'message', fn: (buf: Buffer, source: string) => void): void;
   on(event: 'error', fn: (err: Error) => void): void;
   close(): void;
@@ -27,6 +28,27 @@ interface RawSocketModule {
   createSocket(opts: { protocol: number; addressFamily: number; bufferSize?: number }): RawSocket;
   AddressFamily: { IPv4: number; IPv6: number };
   Protocol: { UDP: number; TCP: number };
+  SocketLevel: { SOL_SOCKET: number };
+  SocketOption: { SO_RCVBUF: number };
+}
+
+/** Kernel receive queue per raw socket. A junk flood must not crowd the one legitimate
+ *  packet out of a small default queue (net.core.rmem_default, ~208 KB) while the event
+ *  loop catches up. SO_RCVBUFFORCE (Linux, needs CAP_NET_ADMIN, which the daemon has)
+ *  goes past net.core.rmem_max; without it, SO_RCVBUF is capped there. */
+const RECV_QUEUE_BYTES = 4 * 1024 * 1024;
+const SO_RCVBUFFORCE = 33;
+
+function enlargeQueue(raw: RawSocketModule, sock: RawSocket): void {
+  try {
+    sock.setOption(raw.SocketLevel.SOL_SOCKET, SO_RCVBUFFORCE, RECV_QUEUE_BYTES);
+  } catch {
+    try {
+      sock.setOption(raw.SocketLevel.SOL_SOCKET, raw.SocketOption.SO_RCVBUF, RECV_QUEUE_BYTES);
+    } catch {
+      // Keep the default queue: capture still works, floods just drop sooner.
+    }
+  }
 }
 
 export interface CaptureOptions {
@@ -80,9 +102,11 @@ export class RawCapture implements PacketSource {
     for (const proto of this.#opts.protocols) {
       const protocol = raw.Protocol[PROTO_NUMBERS[proto]];
       const v4 = raw.createSocket({ protocol, addressFamily: raw.AddressFamily.IPv4, bufferSize: RECV_BUFFER });
+      enlargeQueue(raw, v4);
       this.#listen(v4, (buf) => decodeIPv4(buf), onFrame, onJunk);
       if (this.#opts.ipv6) {
         const v6 = raw.createSocket({ protocol, addressFamily: raw.AddressFamily.IPv6, bufferSize: RECV_BUFFER });
+        enlargeQueue(raw, v6);
         this.#listen(v6, (buf, src) => decodeTransport(proto, buf, src, '', 6), onFrame, onJunk);
       }
     }

@@ -12,6 +12,8 @@ import type { Check } from './doctor.ts';
  *  drop-in covers every rejecting zone whatever it is called (ref/openwrt.md 4.3). */
 export const FW4_DROP_IN_DIR = '/usr/share/nftables.d/chain-pre/input';
 export const FW4_DROP_IN = `${FW4_DROP_IN_DIR}/30-postern.nft`;
+/** The same for fw4's `forward` chain: needed only when keys have forwarding targets. */
+export const FW4_FORWARD_DROP_IN = '/usr/share/nftables.d/chain-pre/forward/30-postern.nft';
 const FW4_MARKERS = ['/sbin/fw4', '/usr/share/firewall4'];
 
 async function version(runner: Runner, argv: string[]): Promise<string | undefined> {
@@ -41,7 +43,7 @@ async function iptablesChecks(config: Config, runner: Runner): Promise<Check[]> 
   return checks;
 }
 
-interface NftSet { set?: { name?: string; elem?: unknown[] } }
+interface NftSet { set?: { name?: string; elem?: unknown[] }; map?: { name?: string; elem?: unknown[] } }
 
 async function nftChecks(config: Config, runner: Runner): Promise<Check[]> {
   const bin = config.raw.firewall.nft;
@@ -54,17 +56,22 @@ async function nftChecks(config: Config, runner: Runner): Promise<Check[]> {
     return checks;
   }
   const items = (JSON.parse(listing.stdout) as { nftables?: NftSet[] }).nftables ?? [];
-  const sets = items.flatMap((i) => (i.set?.name ? [`${i.set.name}=${i.set.elem?.length ?? 0}`] : []));
-  checks.push({ name: 'ruleset', status: 'ok', detail: `table inet postern loaded; set elements: ${sets.join(' ')}` });
+  const sets = items.flatMap((i) => {
+    const named = i.set ?? i.map;
+    return named?.name ? [`${named.name}=${named.elem?.length ?? 0}`] : [];
+  });
+  checks.push({ name: 'ruleset', status: 'ok', detail: `table inet postern loaded; elements: ${sets.join(' ')}` });
   return checks;
 }
 
-function fw4Check(): Check | undefined {
+function fw4Check(forwarding: boolean): Check | undefined {
   if (!FW4_MARKERS.some((m) => existsSync(m))) return undefined;
-  return existsSync(FW4_DROP_IN)
-    ? { name: 'fw4', status: 'ok', detail: `firewall4 present; drop-in ${FW4_DROP_IN} installed` }
-    : { name: 'fw4', status: 'fail', detail: `firewall4 present but ${FW4_DROP_IN} is missing: fw4 rejects what postern opens`,
-      fix: `install the postern package's drop-in (rootfs-overlay/openwrt${FW4_DROP_IN}) and run: fw4 reload` };
+  const needed = forwarding ? [FW4_DROP_IN, FW4_FORWARD_DROP_IN] : [FW4_DROP_IN];
+  const missing = needed.filter((f) => !existsSync(f));
+  return missing.length === 0
+    ? { name: 'fw4', status: 'ok', detail: `firewall4 present; drop-in(s) installed: ${needed.join(', ')}` }
+    : { name: 'fw4', status: 'fail', detail: `firewall4 present but ${missing.join(', ')} missing: fw4 rejects what postern opens`,
+      fix: `install the postern package's drop-ins (rootfs-overlay/openwrt/usr/share/nftables.d/) and run: fw4 reload` };
 }
 
 export async function firewallChecks(config: Config, backend: BackendName, runner: Runner): Promise<Check[]> {
@@ -72,6 +79,6 @@ export async function firewallChecks(config: Config, backend: BackendName, runne
     detail: `${backend} (firewall.backend=${config.raw.firewall.backend})`,
     ...(backend === 'dry-run' && { fix: 'dry-run changes nothing: set firewall.backend to auto' }) };
   const specific = backend === 'nft' ? await nftChecks(config, runner) : backend === 'iptables' ? await iptablesChecks(config, runner) : [];
-  const fw4 = fw4Check();
+  const fw4 = fw4Check(config.keys.some((k) => k.forwards.length > 0));
   return [head, ...specific, ...(fw4 ? [fw4] : [])];
 }

@@ -122,7 +122,8 @@ async function run(args: string[]): Promise<number> {
   const report: Record<string, unknown> = { sent: true, host: sent.address, spa_port: sent.target.port, bytes: sent.bytes };
   let code = EXIT_OK;
   if (probe) {
-    const ms = await waitForOpen(sent.address, probe.port, timeoutS * 1000);
+    const resend = () => sendOpen(prepareOpen(host, serviceArgs, values));
+    const ms = await waitForOpen(sent.address, probe.port, timeoutS * 1000, resend);
     Object.assign(report, { probe: `tcp/${probe.port}`, open: ms !== undefined, ms });
     if (ms === undefined) code = EXIT_FAIL;
   }
@@ -135,7 +136,7 @@ function printHuman(r: Record<string, unknown>, close: boolean): void {
   out(`sent ${close ? 'close' : 'open'} request to ${String(r['host'])} udp/${String(r['spa_port'])} (${String(r['bytes'])} bytes)`);
   if (r['probe'] === undefined) return;
   if (r['open']) out(`${String(r['probe'])} is open (after ${String(r['ms'])} ms)`);
-  else errOut(`${String(r['probe'])} did not open before the timeout: the device refused the packet or cannot be reached (check \`postern log\` on the device)`);
+  else errOut(`${String(r['probe'])} did not open before the timeout: the device refused the packet or cannot be reached (the device's log says why)`);
 }
 
 export const openCommand: Command = { name: 'open', summary: 'Send one SPA packet to open services on a device', usage: USAGE, run };

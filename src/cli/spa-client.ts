@@ -68,15 +68,28 @@ const PROBE_GAP_MS = 10;
 const PROBE_LIFE_MS = 1500;
 const MAX_PROBES = 64;
 
-/** Probe until the port accepts a connection or `totalMs` passes. Returns ms taken, or undefined. */
-export function waitForOpen(address: string, port: number, totalMs: number): Promise<number | undefined> {
+/** SPA is one UDP datagram and may be lost (a flood filling the device's queue, a lossy
+ *  link). While waiting, a fresh packet (new nonce and timestamp: not a replay) is sent
+ *  at each of RESEND_AFTER_MS (counted from the first); the device extends the one
+ *  grant instead of adding rules. */
+const RESEND_AFTER_MS = [1000, 2500];
+
+/** Probe until the port accepts a connection or `totalMs` passes. Returns ms taken, or
+ *  undefined. `resend`, if given, sends a fresh SPA packet (see RESEND_AFTER_MS). */
+export function waitForOpen(
+  address: string, port: number, totalMs: number, resend?: () => Promise<unknown>,
+): Promise<number | undefined> {
   const start = performance.now();
   const live = new Set<Socket>();
   return new Promise((resolve) => {
     let done = false;
+    const resends = resend ? RESEND_AFTER_MS.filter((ms) => ms < totalMs).map((ms) => setTimeout(() => {
+      if (!done) resend().catch(() => undefined);
+    }, ms)) : [];
     const finish = (ms: number | undefined) => {
       if (done) return;
       done = true;
+      for (const r of resends) clearTimeout(r);
       clearInterval(ticker);
       clearTimeout(deadline);
       for (const s of live) s.destroy();

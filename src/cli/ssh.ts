@@ -52,7 +52,8 @@ async function run(args: string[]): Promise<number> {
     return [`tcp/${sshPort}`];
   }, values);
   const sent = await sendOpen(prep);
-  const ms = await waitForOpen(sent.address, sshPort, timeoutS * 1000);
+  const resend = () => sendOpen(prepareOpen(host, [`tcp/${sshPort}`], values));
+  const ms = await waitForOpen(sent.address, sshPort, timeoutS * 1000, resend);
   if (ms === undefined) {
     errOut(`tcp/${sshPort} on ${sent.address} did not open within ${timeoutS} s: the device refused the packet or cannot be reached`);
     return EXIT_FAIL;

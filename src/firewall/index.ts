@@ -11,3 +11,4 @@ export { DryRunBackend, SimulatedTable, simulatedRunner } from './dry-run.ts';
 export type { DryRunBackendOptions } from './dry-run.ts';
 export { FirewallValueError, chainNames, grantTag, parseGrantRules } from './iptables-rules.ts';
 export type { ChainNames, GrantRule } from './iptables-rules.ts';
+export { DEFAULT_NFT_MARK, NftBackend, NftCommandError, type NftBackendOptions } from './nft.ts';

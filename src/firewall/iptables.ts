@@ -83,6 +83,7 @@ export class IptablesBackend implements FirewallBackend {
   readonly #names: ChainNames;
   /** False once start() found ip6tables unusable. */
   #ipv6 = true;
+  #lastGuardLog = '';
   /** Per family: <P>-FWD and <P>-DNAT are set up, so forwarding grants can be applied. */
   readonly #forwarding: Record<Family, boolean> = { 4: false, 6: false };
   /** Grant ids whose rules this process added or saw; a repeated add takes the listing path. */
@@ -107,9 +108,13 @@ export class IptablesBackend implements FirewallBackend {
         if (state !== null) await this.#startFamily(f, spec, state);
       }
       const forwarding = this.#families().filter((f) => this.#forwarding[f]).map((f) => `ipv${f}`).join(',');
-      this.#log.info('guarding', {
-        guarded: spec.guarded.length, capture: spec.capture.length, ipv6: this.#ipv6, forwarding: forwarding || 'off',
-      });
+      // start() also runs every reconcile interval to re-assert the ruleset: say so once,
+      // and again only when what is guarded changes.
+      const summary = { guarded: spec.guarded.length, capture: spec.capture.length, ipv6: this.#ipv6, forwarding: forwarding || 'off' };
+      const key = JSON.stringify(summary);
+      if (key !== this.#lastGuardLog) this.#log.info('guarding', summary);
+      else this.#log.debug('guard rules re-asserted');
+      this.#lastGuardLog = key;
     });
   }
 

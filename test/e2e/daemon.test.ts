@@ -138,7 +138,10 @@ function suite(backend: Backend): void {
     await withWorld(t, backend, {}, async (w) => {
       const { lab } = w;
       const rss = async () => Number((await lab.exec(lab.router, ['ps', '-o', 'rss=', '-p', String(w.daemon.pid)])).stdout.trim());
-      await sleep(300);
+      // A first flood grows the heap and the allocator's pools once (about 4 MB here);
+      // what must stay flat is RSS across the next one: nothing is kept per packet.
+      await lab.exec(lab.attacker, probeArgv(['udp-flood', lab.router.ip4, SPA_PORT, 100_000, 20, 6]), { timeoutMs: 30_000 });
+      await sleep(500);
       const before = await rss();
       const flood = lab.exec(lab.attacker, probeArgv(['udp-flood', lab.router.ip4, SPA_PORT, 100_000, 20, 7]), { timeoutMs: 30_000 });
       await sleep(200);
@@ -148,7 +151,7 @@ function suite(backend: Backend): void {
       assert.equal(sent.sent, 100_000);
       await sleep(500);
       const after = await rss();
-      assert.ok(after - before < 8 * 1024, `RSS grew ${after - before} KiB (before ${before}, after ${after})`);
+      assert.ok(after - before < 4 * 1024, `RSS grew ${after - before} KiB across the second flood (before ${before}, after ${after})`);
       assert.ok(w.daemon.child.exitCode === null, 'daemon still running');
       const lines = w.daemon.output().split('\n').filter((l) => l.includes('msg=refused'));
       assert.ok(lines.length < 100, `refusals are aggregated, not logged per packet (${lines.length} lines)`);
@@ -263,7 +266,7 @@ function suite(backend: Backend): void {
       assert.equal(by('raw socket')?.status, 'ok');
       assert.match(by('backend')?.detail ?? '', new RegExp(`^${backend} `));
       assert.equal(by('ruleset')?.status, 'ok', JSON.stringify(checks));
-      assert.match(by('ruleset')?.detail ?? '', backend === 'nft' ? /grants4=1/ : /1 grant rule/);
+      assert.match(by('ruleset')?.detail ?? '', backend === 'nft' ? /grants4=1\b/ : /1 grant rule/);
       assert.equal(by('database')?.status, 'ok');
       assert.equal(r.code, 0, r.stdout);
       w.daemon.kill('SIGTERM');

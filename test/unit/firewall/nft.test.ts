@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 // NftBackend operation sequences (src/firewall/nft.ts) through a recording Runner in front
 // of a small in-memory twin of `nft` (NftSim below): which commands run, with which
-// scripts, and what the grant sets hold afterwards. The twin models the behaviours the
+// scripts, and what the sets and maps hold afterwards. The twin models the behaviours the
 // backend's recipes depend on, as observed on nft 1.0.6 / Linux 6.x: a transaction is all or
 // nothing; `delete element` of an absent element fails it; `add element` of a present one
-// keeps its comment and, before Linux 6.10 (`updateOnAdd: false`), its timeout too; expired
-// elements are absent; listings give seconds, truncated. The real-kernel proof is
-// test/e2e/nft.test.ts.
+// keeps its comment and, before Linux 6.10 (`updateOnAdd: false`), its timeout too; `add` of
+// a present map element with other data fails; an interval set refuses an element that
+// overlaps another live one (the twin is stricter than the kernel, which misses a range
+// that wholly contains an older one: the backend must never rely on that); a set or chain
+// still referenced cannot be deleted; expired elements are absent; listings give seconds,
+// truncated. The real-kernel proof is test/e2e/nft.test.ts.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -14,23 +17,32 @@ import fc from 'fast-check';
 import type { RunOptions, RunResult, Runner } from '../../../src/firewall/exec.ts';
 import { FirewallValueError } from '../../../src/firewall/iptables-rules.ts';
 import { NftBackend } from '../../../src/firewall/nft.ts';
-import { DEFAULT_NFT_MARK, elementLines, guardLines, nftScript } from '../../../src/firewall/nft-rules.ts';
+import { addressToBig, networkRange } from '../../../src/firewall/nft-elements.ts';
+import { DEFAULT_NFT_MARK, guardLines, nftScript } from '../../../src/firewall/nft-rules.ts';
 import type { Family, Grant, GuardSpec, Service } from '../../../src/firewall/types.ts';
 import { memoryLogger } from '../../../src/log/logger.ts';
 import { ManualClock } from '../../../src/platform/clock.ts';
 
-const ELEMENT_RE = /^(add|delete) element inet postern grants([46]) \{ (\S+) \. (\S+) \. (\d+)(?: timeout (\d+)ms)?(?: comment "([^"]*)")? \}$/;
-const DEF_RE = /^add (set|chain) inet postern (\S+) (\{.*\})$/;
+const ELEMENT_RE = /^(add|delete) element inet postern (\S+) \{ (.+?)(?: timeout (\d+)ms)?(?: comment "([^"]*)")?(?: : (.+?))? \}$/;
+const DEF_RE = /^add (set|map|chain) inet postern (\S+)(?: (\{.*\}))?$/;
 const ok = (stdout = ''): RunResult => ({ code: 0, stdout, stderr: '' });
 const bad = (stderr: string): RunResult => ({ code: 1, stdout: '', stderr });
 
-interface SimElement { proto: string; port: number; address: string; comment: string | null; timeoutMs: number | null; expiresAt: number | null }
+interface SimElement { key: string; rest: string; lo: bigint; hi: bigint; data: string | null; comment: string | null; timeoutMs: number | null; expiresAt: number | null }
+interface Def { kind: string; body: string | null }
+const familyOf = (set: string): Family => (/^[a-z]+6/.test(set) ? 6 : 4);
+
+function parseSource(src: string, f: Family): { lo: bigint; hi: bigint } {
+  if (src.includes('/')) return networkRange(src.split('/')[0] ?? '', f, Number(src.split('/')[1]));
+  const [a = '', b] = src.split('-');
+  return { lo: addressToBig(a, f), hi: addressToBig(b ?? a, f) };
+}
 
 class NftSim {
   table = false;
-  defs = new Map<string, string>();
+  defs = new Map<string, Def>();
   rules = new Map<string, string[]>();
-  grants: Record<Family, Map<string, SimElement>> = { 4: new Map(), 6: new Map() };
+  sets = new Map<string, Map<string, SimElement>>();
   readonly #clock: ManualClock;
   readonly #updateOnAdd: boolean;
 
@@ -42,25 +54,33 @@ class NftSim {
   readonly run: Runner = async (argv, opts) => {
     const cmd = argv.join(' ');
     if (cmd === 'nft -f -') return this.#transaction(opts?.input ?? '');
-    const list = /^nft -j list set inet postern grants([46])$/.exec(cmd);
-    if (list !== null) return this.table ? ok(this.#listing(Number(list[1]) as Family)) : bad('Error: No such file or directory\n');
-    if (cmd === 'nft list table inet postern') return this.table ? ok('table inet postern {}\n') : bad('Error: No such file or directory\n');
+    if (cmd === 'nft -j list table inet postern') return this.table ? ok(this.#listing()) : bad('Error: No such file or directory\n');
     return { code: 2, stdout: '', stderr: `sim: unsupported ${cmd}` };
   };
 
-  live(f: Family): SimElement[] {
-    const now = this.#clock.wallMs();
-    return [...this.grants[f].values()].filter((e) => e.expiresAt === null || e.expiresAt > now);
+  live(set: string, at = this.#clock.wallMs()): SimElement[] {
+    return [...(this.sets.get(set)?.values() ?? [])].filter((e) => e.expiresAt === null || e.expiresAt > at);
   }
 
-  /** The guard part of the table (everything but grant elements), for equality checks. */
+  /** The element a packet from `addr` meets: the host set's, else the network set's. */
+  lookup(kind: string, f: Family, addr: string, rest: string, at: number): SimElement | undefined {
+    const a = addressToBig(addr, f);
+    for (const set of [`${kind}${f}`, `${kind}${f}net`]) {
+      const hit = this.live(set, at).find((e) => e.rest === rest && e.lo <= a && a <= e.hi);
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+
+  /** Everything but grant elements, for equality checks. */
   guardState(): string {
-    return JSON.stringify([this.table, [...this.defs].sort(), [...this.rules].sort()]);
+    const constants = ['guarded', 'capture'].map((s) => [...(this.sets.get(s)?.keys() ?? [])]);
+    return JSON.stringify([this.table, [...this.defs].sort(), [...this.rules].sort(), constants]);
   }
 
   #transaction(script: string): RunResult {
-    const saved = { table: this.table, defs: new Map(this.defs), rules: new Map([...this.rules].map(([k, v]) => [k, [...v]])),
-      grants: { 4: new Map(this.grants[4]), 6: new Map(this.grants[6]) } };
+    const copy = (m: Map<string, Map<string, SimElement>>) => new Map([...m].map(([k, v]) => [k, new Map(v)]));
+    const saved = { table: this.table, defs: new Map(this.defs), rules: new Map([...this.rules].map(([k, v]) => [k, [...v]])), sets: copy(this.sets) };
     for (const line of script.split('\n').filter((l) => l !== '')) {
       const why = this.#apply(line);
       if (why !== undefined) {
@@ -75,63 +95,101 @@ class NftSim {
     if (line === 'add table inet postern') return void (this.table = true);
     if (!this.table) return 'No such file or directory';
     if (line === 'delete table inet postern') {
-      [this.table, this.defs, this.rules, this.grants] = [false, new Map(), new Map(), { 4: new Map(), 6: new Map() }];
+      [this.table, this.defs, this.rules, this.sets] = [false, new Map(), new Map(), new Map()];
       return undefined;
     }
     const el = ELEMENT_RE.exec(line);
     if (el !== null) return this.#element(el);
-    const flushGrants = /^flush set inet postern grants([46])$/.exec(line);
-    if (flushGrants !== null) return void this.grants[Number(flushGrants[1]) as Family].clear();
     const def = DEF_RE.exec(line);
-    if (def !== null) {
-      const [, , name = '', body = ''] = def;
-      if (this.defs.has(name) && this.defs.get(name) !== body) return 'File exists';
-      this.defs.set(name, body);
-      return undefined;
-    }
-    const m = /^(?:flush (?:chain|set) inet postern (\S+)|add (?:rule|element) inet postern (\S+) (.*))$/.exec(line);
-    if (m === null) return `sim cannot parse ${line}`;
-    const name = m[1] ?? m[2] ?? '';
-    if (!this.defs.has(name)) return 'No such file or directory';
-    this.rules.set(name, m[1] !== undefined ? [] : [...(this.rules.get(name) ?? []), m[3] ?? '']);
+    if (def !== null) return this.#define(def[1] ?? '', def[2] ?? '', def[3] ?? null);
+    const m = /^(flush|delete) (chain|set|map) inet postern (\S+)$/.exec(line);
+    if (m !== null) return this.#flushOrDelete(m[1] ?? '', m[3] ?? '');
+    const r = /^add rule inet postern (\S+) (.*)$/.exec(line);
+    if (r === null) return `sim cannot parse ${line}`;
+    const [, chain = '', text = ''] = r;
+    if (this.defs.get(chain)?.kind !== 'chain') return 'No such file or directory';
+    if ([...text.matchAll(/@(\w+)/g)].some(([, s]) => !this.defs.has(s ?? ''))) return 'No such file or directory';
+    this.rules.set(chain, [...(this.rules.get(chain) ?? []), text]);
+    return undefined;
+  }
+
+  #define(kind: string, name: string, body: string | null): string | undefined {
+    const had = this.defs.get(name);
+    if (had !== undefined) return had.kind !== kind || (body !== null && had.body !== body) ? 'File exists' : undefined;
+    if (kind !== 'chain' && body === null) return 'sim: a set needs a type';
+    this.defs.set(name, { kind, body });
+    if (kind === 'chain') this.rules.set(name, []);
+    else this.sets.set(name, new Map());
+    return undefined;
+  }
+
+  #flushOrDelete(op: string, name: string): string | undefined {
+    const d = this.defs.get(name);
+    if (d === undefined) return 'No such file or directory';
+    if (op === 'flush') return d.kind === 'chain' ? void this.rules.set(name, []) : void this.sets.get(name)?.clear();
+    const used = [...this.rules.values()].some((rs) => rs.some((t) => t.includes(`@${name}`)));
+    if (used || (d.kind === 'chain' && (this.rules.get(name)?.length ?? 0) > 0)) return 'Device or resource busy';
+    this.defs.delete(name);
+    this.rules.delete(name);
+    this.sets.delete(name);
     return undefined;
   }
 
   #element(m: RegExpExecArray): string | undefined {
-    const [, op, fam, address = '', proto = '', port = '', timeout, comment] = m;
-    const set = this.grants[Number(fam) as Family];
-    const key = `${address}|${proto}|${port}`;
+    const [, op, name = '', key = '', timeout, comment, data] = m;
+    const set = this.sets.get(name);
+    if (set === undefined) return 'No such file or directory';
+    if (name === 'guarded' || name === 'capture') return void key.split(', ').forEach((k) => set.set(k, { key: k } as SimElement));
+    if (op === 'add' ? (this.defs.get(name)?.kind === 'map') !== (data !== undefined) : data !== undefined) return 'sim: map data mismatch';
+    const [src = '', ...restParts] = key.split(' . ');
+    const { lo, hi } = parseSource(src, familyOf(name));
+    if (!name.endsWith('net') && lo !== hi) return 'sim: range in a hash set';
     const now = this.#clock.wallMs();
-    const present = set.get(key);
-    const live = present !== undefined && (present.expiresAt === null || present.expiresAt > now);
-    if (op === 'delete') return live ? void set.delete(key) : 'No such file or directory';
+    const present = this.live(name).find((e) => e.key === key);
+    if (op === 'delete') return present !== undefined ? void set.delete(key) : 'No such file or directory';
+    if (present !== undefined) {
+      if ((data ?? null) !== present.data) return 'File exists';
+      if (this.#updateOnAdd && timeout !== undefined) set.set(key, { ...present, timeoutMs: Number(timeout), expiresAt: now + Number(timeout) });
+      return undefined;
+    }
+    const rest = restParts.join(' . ');
+    if (this.live(name).some((e) => e.rest === rest && e.lo <= hi && lo <= e.hi)) return 'File exists';
     const timeoutMs = timeout === undefined ? null : Number(timeout);
-    const expiresAt = timeoutMs === null ? null : now + timeoutMs;
-    if (!live) set.set(key, { address, proto, port: Number(port), comment: comment ?? null, timeoutMs, expiresAt });
-    else if (this.#updateOnAdd && timeoutMs !== null) set.set(key, { ...present, timeoutMs, expiresAt });
+    set.set(key, { key, rest, lo, hi, data: data ?? null, comment: comment ?? null, timeoutMs, expiresAt: timeoutMs === null ? null : now + timeoutMs });
     return undefined;
   }
 
-  #listing(f: Family): string {
+  #listing(): string {
     const now = this.#clock.wallMs();
-    const elem = this.live(f).map((e) => {
-      const val = { concat: [e.address, e.proto, e.port] };
-      if (e.comment === null && e.expiresAt === null) return val;
-      const times = e.expiresAt === null ? {} : { timeout: Math.floor((e.timeoutMs ?? 0) / 1000), expires: Math.floor((e.expiresAt - now) / 1000) };
-      return { elem: { val, ...times, ...(e.comment === null ? {} : { comment: e.comment }) } };
+    const part = (p: string): unknown => {
+      if (/^\d+$/.test(p)) return Number(p);
+      if (p.includes('/')) return { prefix: { addr: p.split('/')[0], len: Number(p.split('/')[1]) } };
+      return p.includes('-') ? { range: p.split('-') } : p;
+    };
+    const items = [...this.defs].filter(([, d]) => d.kind !== 'chain').map(([name, d]) => {
+      const elem = this.live(name).filter((e) => e.rest !== undefined).map((e) => {
+        const val = { concat: e.key.split(' . ').map(part) };
+        const times = e.expiresAt === null ? {} : { timeout: Math.floor((e.timeoutMs ?? 0) / 1000), expires: Math.floor((e.expiresAt - now) / 1000) };
+        const k = e.comment === null && e.expiresAt === null ? val : { elem: { val, ...times, ...(e.comment === null ? {} : { comment: e.comment }) } };
+        return e.data === null ? k : [k, { concat: e.data.split(' . ').map(part) }];
+      });
+      return { [d.kind]: { family: 'inet', name, table: 'postern', ...(elem.length ? { elem } : {}) } };
     });
-    const set = { family: 'inet', name: `grants${f}`, table: 'postern', type: ['x'], handle: 3, flags: ['timeout'], ...(elem.length ? { elem } : {}) };
-    return JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6' } }, { set }] });
+    return JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6' } }, ...items] });
   }
 }
 
 const tcp = (port: number): Service => ({ proto: 'tcp', port });
 const udp = (port: number): Service => ({ proto: 'udp', port });
 const SPEC: GuardSpec = { guarded: [tcp(22), tcp(443)], capture: [udp(62201), tcp(7000)] };
+const FWD_SPEC: GuardSpec = { ...SPEC, guarded: [...SPEC.guarded, tcp(2222)], forwarding: true };
 const T0 = 1_764_150_000_000;
 const A: Grant = { id: 'a', key: 'alice', family: 4, address: '198.18.0.2', services: [tcp(22)], expiresAtMs: T0 + 60_000 };
 const B: Grant = { id: 'b', key: 'bob', family: 4, address: '198.18.0.2', services: [tcp(22), tcp(443)], expiresAtMs: T0 + 30_000 };
 const G6: Grant = { id: 'g6', key: 'alice', family: 6, address: '2001:db8::2', services: [udp(51820)], expiresAtMs: T0 + 90_000 };
+const N64: Grant = { id: 'n64', key: 'bob', family: 6, address: 'fd50:7374::', prefix: 64, services: [tcp(22)], expiresAtMs: T0 + 60_000 };
+const N56: Grant = { id: 'n56', key: 'carol', family: 6, address: 'fd50:7374::', prefix: 56, services: [tcp(22)], expiresAtMs: T0 + 30_000 };
+const F4: Grant = { id: 'f4', key: 'dave', family: 4, address: '198.18.0.2', services: [tcp(2222)], forward: { address: '198.19.0.10', port: 22 }, expiresAtMs: T0 + 45_000 };
 
 type Fail = (argv: readonly string[], input: string | undefined) => RunResult | 'reject' | undefined;
 
@@ -147,13 +205,14 @@ function rig(opts: { updateOnAdd?: boolean; fail?: Fail } = {}) {
   };
   const logger = memoryLogger();
   const backend = new NftBackend({ runner, logger, clock });
-  /** Live grant elements as `addr . proto . port id remaining-ms`. */
-  const elements = (f: Family): string[] => sim.live(f)
-    .map((e) => `${e.address} . ${e.proto} . ${e.port} ${e.comment ?? '-'} ${e.expiresAt === null ? '-' : e.expiresAt - clock.wallMs()}`).sort();
-  return { backend, sim, clock, calls, logger, elements, take: () => calls.splice(0) };
+  /** Live elements of one set as `key id remaining-ms [: data]`. */
+  const elements = (set: string): string[] => sim.live(set)
+    .map((e) => `${e.key} ${e.comment ?? '-'} ${e.expiresAt === null ? '-' : e.expiresAt - clock.wallMs()}${e.data === null ? '' : ` : ${e.data}`}`).sort();
+  return { backend, sim, clock, calls, logger, elements, take: () => calls.splice(0), log: () => logger.lines.join('\n') };
 }
+const script = (...lines: string[]): string => nftScript(lines);
 
-describe('NftBackend', () => {
+describe('NftBackend: guard', () => {
   it('constructor runs nothing and refuses a mark that is not one bit', () => {
     const r = rig();
     assert.equal(r.backend.name, 'nft');
@@ -171,7 +230,9 @@ describe('NftBackend', () => {
     await r.backend.start(SPEC);
     assert.deepEqual(r.take(), [{ argv: ['nft', '-f', '-'], input: nftScript(guardLines(SPEC, DEFAULT_NFT_MARK)) }]);
     assert.equal(r.sim.guardState(), state);
-    assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:a 60000']);
+    assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:a 60000']);
+    assert.equal(r.backend.forwarding, false);
+    assert.equal(r.sim.defs.has('prerouting'), false);
   });
 
   it('start replaces a table of another shape, atomically, and says so', async () => {
@@ -181,7 +242,7 @@ describe('NftBackend', () => {
     const [first, second] = r.take();
     assert.equal(first?.input, nftScript(guardLines(SPEC, DEFAULT_NFT_MARK)));
     assert.match(second?.input ?? '', /^add table inet postern\ndelete table inet postern\nadd table inet postern\n/);
-    assert.match(r.logger.lines.join('\n'), /level=warn .*replacing it/);
+    assert.match(r.log(), /level=warn .*replacing it/);
     const fresh = rig();
     await fresh.backend.start(SPEC);
     assert.equal(r.sim.guardState(), fresh.sim.guardState());
@@ -193,135 +254,333 @@ describe('NftBackend', () => {
     assert.equal(r.calls.length, 1);
   });
 
-  for (const updateOnAdd of [false, true]) {
-    describe(`grants (add of a present element ${updateOnAdd ? 'updates its timeout, Linux >= 6.10' : 'is a no-op'})`, () => {
-      it('a new grant is one transaction: one element per service, exact remaining ms, id comment', async () => {
-        const r = rig({ updateOnAdd });
-        await r.backend.start(SPEC);
-        r.clock.advance(250);
-        r.take();
-        await r.backend.applyGrant(B);
-        const calls = r.take();
-        assert.equal(calls.length, 1);
-        assert.equal(calls[0]?.input, nftScript([
-          ...elementLines({ ...B, proto: 'tcp', port: 22 }, { id: 'b', timeoutMs: 29_750 }),
-          ...elementLines({ ...B, proto: 'tcp', port: 443 }, { id: 'b', timeoutMs: 29_750 }),
-        ]));
-        assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:b 29750', '198.18.0.2 . tcp . 443 postern:b 29750']);
-        await r.backend.applyGrant(G6);
-        assert.deepEqual(r.elements(6), ['2001:db8::2 . udp . 51820 postern:g6 89750']);
-      });
+  it('forwarding: start sets it up; update without it removes every forwarding object; update with it restores them', async () => {
+    const r = rig();
+    await r.backend.start(FWD_SPEC);
+    assert.equal(r.backend.forwarding, true);
+    assert.equal(r.sim.defs.get('prerouting')?.body, '{ type nat hook prerouting priority dstnat - 10; policy accept; }');
+    const withFwd = r.sim.guardState();
+    await r.backend.applyGrant(F4);
+    await r.backend.update({ ...FWD_SPEC, forwarding: false });
+    assert.equal(r.backend.forwarding, false);
+    for (const name of ['prerouting', 'forward', 'dnat4', 'dnat6net', 'fwd4', 'fwd6net']) assert.equal(r.sim.defs.has(name), false, name);
+    const plain = rig();
+    await plain.backend.start({ ...FWD_SPEC, forwarding: false });
+    assert.equal(r.sim.guardState(), plain.sim.guardState());
+    await assert.rejects(r.backend.applyGrant(F4), /forwarding is off/);
+    await r.backend.revokeGrant(F4); // nothing of it is in the kernel: no command
+    r.take();
+    await r.backend.update(FWD_SPEC);
+    assert.equal(r.sim.guardState(), withFwd);
+    assert.deepEqual(r.elements('dnat4'), []);
+    await r.backend.applyGrant(F4);
+    assert.deepEqual(r.elements('dnat4'), ['198.18.0.2 . tcp . 2222 postern:f4 45000 : 198.19.0.10 . 22']);
+  });
 
-      it('extension is one transaction and leaves one element per tuple with the new timeout', async () => {
-        const r = rig({ updateOnAdd });
-        await r.backend.start(SPEC);
-        await r.backend.applyGrant(B);
-        r.take();
-        const longer = { ...B, expiresAtMs: T0 + 90_000 };
-        await r.backend.applyGrant(longer, B);
-        assert.equal(r.take().length, 1);
-        assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:b 90000', '198.18.0.2 . tcp . 443 postern:b 90000']);
-        // Extension with fewer services: the dropped tuple goes, in the same transaction.
-        await r.backend.applyGrant({ ...longer, services: [tcp(22)], expiresAtMs: T0 + 120_000 }, longer);
-        assert.equal(r.take().length, 1);
-        assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:b 120000']);
-      });
+  it('without nat support: start goes on without forwarding, keeps the grants, says so once, refuses forwarding grants', async () => {
+    const r = rig({ fail: (_, input) => (input?.includes('type nat') === true ? bad('Error: Could not process rule: No such file or directory\n') : undefined) });
+    await r.backend.start(SPEC);
+    await r.backend.applyGrant(A);
+    r.take();
+    await r.backend.start(FWD_SPEC);
+    assert.deepEqual(r.take().map((c) => c.input), [
+      nftScript(guardLines(FWD_SPEC, DEFAULT_NFT_MARK)),
+      nftScript(['add table inet postern', 'delete table inet postern', ...guardLines(FWD_SPEC, DEFAULT_NFT_MARK)]),
+      nftScript(guardLines({ ...FWD_SPEC, forwarding: false }, DEFAULT_NFT_MARK)),
+    ]);
+    assert.equal(r.backend.forwarding, false);
+    assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:a 60000']);
+    assert.equal(r.logger.lines.filter((l) => /level=error .*nft refused the forwarding chains/.test(l)).length, 1);
+    await assert.rejects(r.backend.applyGrant(F4), /forwarding is off/);
+    // The periodic start does not try again; a config reload (update) does.
+    await r.backend.start(FWD_SPEC);
+    assert.deepEqual(r.take().map((c) => c.input), [nftScript(guardLines({ ...FWD_SPEC, forwarding: false }, DEFAULT_NFT_MARK))]);
+    await r.backend.update(FWD_SPEC);
+    assert.equal(r.take().length, 2);
+    assert.equal(r.logger.lines.filter((l) => /level=error .*nft refused the forwarding chains/.test(l)).length, 2);
+    assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:a 60000']);
+  });
+});
 
-      it('extension after the kernel already expired the element puts it back', async () => {
-        const r = rig({ updateOnAdd });
-        await r.backend.start(SPEC);
-        await r.backend.applyGrant(B);
-        r.clock.advance(31_000);
-        assert.deepEqual(r.elements(4), []);
-        await r.backend.applyGrant({ ...B, expiresAtMs: T0 + 91_000 }, B);
-        assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:b 60000', '198.18.0.2 . tcp . 443 postern:b 60000']);
-      });
-
-      it('revoking one of two grants on a shared tuple keeps the other one\'s cover', async () => {
-        const r = rig({ updateOnAdd });
-        await r.backend.start(SPEC);
-        await r.backend.applyGrant(A);
-        await r.backend.applyGrant(B);
-        assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:a 60000', '198.18.0.2 . tcp . 443 postern:b 30000']);
-        r.clock.advance(1_000);
-        r.take();
-        await r.backend.revokeGrant(A);
-        assert.equal(r.take().length, 1);
-        assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:b 29000', '198.18.0.2 . tcp . 443 postern:b 29000']);
-        await r.backend.revokeGrant(B);
-        assert.deepEqual(r.elements(4), []);
-      });
-
-      it('revoking the shorter grant leaves the longer one untouched', async () => {
-        const r = rig({ updateOnAdd });
-        await r.backend.start(SPEC);
-        await r.backend.applyGrant(A);
-        await r.backend.applyGrant(B);
-        await r.backend.revokeGrant(B);
-        assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:a 60000']);
-      });
+for (const updateOnAdd of [false, true]) {
+  describe(`NftBackend: host grants (add of a present element ${updateOnAdd ? 'updates its timeout, Linux >= 6.10' : 'is a no-op'})`, () => {
+    it('a new grant is one transaction of plain adds: one element per service, exact remaining ms, id comment', async () => {
+      const r = rig({ updateOnAdd });
+      await r.backend.start(SPEC);
+      r.clock.advance(250);
+      r.take();
+      await r.backend.applyGrant(B);
+      assert.deepEqual(r.take().map((c) => c.input), [script(
+        'add element inet postern grants4 { 198.18.0.2 . tcp . 22 timeout 29750ms comment "postern:b" }',
+        'add element inet postern grants4 { 198.18.0.2 . tcp . 443 timeout 29750ms comment "postern:b" }',
+      )]);
+      assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:b 29750', '198.18.0.2 . tcp . 443 postern:b 29750']);
+      await r.backend.applyGrant(G6);
+      assert.deepEqual(r.elements('grants6'), ['2001:db8::2 . udp . 51820 postern:g6 89750']);
     });
-  }
 
+    it('a second grant on a covered tuple rewrites the element for the longest cover', async () => {
+      const r = rig({ updateOnAdd });
+      await r.backend.start(SPEC);
+      await r.backend.applyGrant(B);
+      r.take();
+      await r.backend.applyGrant(A);
+      assert.deepEqual(r.take().map((c) => c.input), [script(
+        'add element inet postern grants4 { 198.18.0.2 . tcp . 22 timeout 1000ms }',
+        'delete element inet postern grants4 { 198.18.0.2 . tcp . 22 }',
+        'add element inet postern grants4 { 198.18.0.2 . tcp . 22 timeout 60000ms comment "postern:a" }',
+      )]);
+      await r.backend.applyGrant({ ...B, id: 'c' }); // shorter than a: nothing to write
+      assert.deepEqual(r.take().map((c) => c.input), []);
+    });
+
+    it('a leftover element under a new grant never outlives what was there; reconcile rewrites it', async () => {
+      const r = rig({ updateOnAdd });
+      await r.backend.start(SPEC);
+      await r.sim.run(['nft', '-f', '-'], { input: 'add element inet postern grants4 { 198.18.0.2 . tcp . 22 timeout 5000ms comment "postern:left" }\n' });
+      await r.backend.applyGrant(A);
+      assert.deepEqual(r.elements('grants4'), [`198.18.0.2 . tcp . 22 postern:left ${updateOnAdd ? 60_000 : 5_000}`]);
+      assert.deepEqual(await r.backend.reconcile([A], T0), { removed: ['left'], restored: ['a'] });
+      assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:a 60000']);
+    });
+
+    it('extension is one transaction and leaves one element per tuple with the new timeout', async () => {
+      const r = rig({ updateOnAdd });
+      await r.backend.start(SPEC);
+      await r.backend.applyGrant(B);
+      r.take();
+      const longer = { ...B, expiresAtMs: T0 + 90_000 };
+      await r.backend.applyGrant(longer, B);
+      assert.equal(r.take().length, 1);
+      assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:b 90000', '198.18.0.2 . tcp . 443 postern:b 90000']);
+      // Extension with fewer services: the dropped tuple goes, in the same transaction.
+      await r.backend.applyGrant({ ...longer, services: [tcp(22)], expiresAtMs: T0 + 120_000 }, longer);
+      assert.equal(r.take().length, 1);
+      assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:b 120000']);
+    });
+
+    it('extension after the kernel already expired the element puts it back', async () => {
+      const r = rig({ updateOnAdd });
+      await r.backend.start(SPEC);
+      await r.backend.applyGrant(B);
+      r.clock.advance(31_000);
+      assert.deepEqual(r.elements('grants4'), []);
+      await r.backend.applyGrant({ ...B, expiresAtMs: T0 + 91_000 }, B);
+      assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:b 60000', '198.18.0.2 . tcp . 443 postern:b 60000']);
+    });
+
+    it('revoking one of two grants on a shared tuple keeps the other one\'s cover', async () => {
+      const r = rig({ updateOnAdd });
+      await r.backend.start(SPEC);
+      await r.backend.applyGrant(A);
+      await r.backend.applyGrant(B);
+      assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:a 60000', '198.18.0.2 . tcp . 443 postern:b 30000']);
+      r.clock.advance(1_000);
+      r.take();
+      await r.backend.revokeGrant(A);
+      assert.equal(r.take().length, 1);
+      assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:b 29000', '198.18.0.2 . tcp . 443 postern:b 29000']);
+      await r.backend.revokeGrant(B);
+      assert.deepEqual(r.elements('grants4'), []);
+    });
+  });
+}
+
+describe('NftBackend: network grants', () => {
+  it('a /64 is one plain add in grants6net; a host grant for an address inside it lives beside it', async () => {
+    const r = rig();
+    await r.backend.start(SPEC);
+    r.take();
+    await r.backend.applyGrant(N64);
+    assert.deepEqual(r.take().map((c) => c.input), [script('add element inet postern grants6net { fd50:7374::/64 . tcp . 22 timeout 60000ms comment "postern:n64" }')]);
+    await r.backend.applyGrant({ ...G6, id: 'h', address: 'fd50:7374::2', services: [tcp(22)] });
+    assert.deepEqual([r.elements('grants6'), r.elements('grants6net')], [['fd50:7374::2 . tcp . 22 postern:h 90000'], ['fd50:7374::/64 . tcp . 22 postern:n64 60000']]);
+  });
+
+  it('a /56 and a /64 inside it (two keys): disjoint pieces, each with its grant\'s own timeout; revoking either leaves the other whole', async () => {
+    const r = rig();
+    await r.backend.start(SPEC);
+    await r.backend.applyGrant(N64);
+    r.take();
+    await r.backend.applyGrant(N56);
+    assert.deepEqual(r.take().map((c) => c.input), [script(
+      'add element inet postern grants6net { fd50:7374:0:1::-fd50:7374:0:ff:ffff:ffff:ffff:ffff . tcp . 22 timeout 30000ms comment "postern:n56" }',
+    )]);
+    await r.backend.revokeGrant(N64);
+    assert.deepEqual(r.elements('grants6net'), ['fd50:7374::/56 . tcp . 22 postern:n56 30000']);
+    await r.backend.applyGrant(N64);
+    await r.backend.revokeGrant(N56);
+    assert.deepEqual(r.elements('grants6net'), ['fd50:7374::/64 . tcp . 22 postern:n64 60000']);
+  });
+
+  it('with no daemon, each piece ends with its own grant: the /56 rest at 30 s, the /64 at 60 s', async () => {
+    const r = rig();
+    await r.backend.start(SPEC);
+    await r.backend.applyGrant(N56);
+    await r.backend.applyGrant({ ...N64, address: 'fd50:7374:0:5::' });
+    const open = (addr: string, t: number): string | undefined => r.sim.lookup('grants', 6, addr, 'tcp . 22', T0 + t)?.comment ?? undefined;
+    assert.deepEqual([open('fd50:7374::1', 29_999), open('fd50:7374:0:5::1', 29_999), open('fd50:7374:0:ff::1', 29_999)], ['postern:n56', 'postern:n64', 'postern:n56']);
+    assert.deepEqual([open('fd50:7374::1', 30_000), open('fd50:7374:0:5::1', 59_999), open('fd50:7374:0:5::1', 60_000)], [undefined, 'postern:n64', undefined]);
+    assert.equal(open('fd50:7374:1::1', 0), undefined);
+  });
+
+  it('extension rewrites the pieces it changes and only those', async () => {
+    const r = rig();
+    await r.backend.start(SPEC);
+    await r.backend.applyGrant(N56);
+    await r.backend.applyGrant(N64);
+    r.take();
+    await r.backend.applyGrant({ ...N56, expiresAtMs: T0 + 120_000 }, N56); // now longer than the /64: one /56 again
+    assert.deepEqual(r.take().map((c) => c.input), [script(
+      'add element inet postern grants6net { fd50:7374::/64 . tcp . 22 timeout 1000ms }',
+      'delete element inet postern grants6net { fd50:7374::/64 . tcp . 22 }',
+      'add element inet postern grants6net { fd50:7374:0:1::-fd50:7374:0:ff:ffff:ffff:ffff:ffff . tcp . 22 timeout 1000ms }',
+      'delete element inet postern grants6net { fd50:7374:0:1::-fd50:7374:0:ff:ffff:ffff:ffff:ffff . tcp . 22 }',
+      'add element inet postern grants6net { fd50:7374::/56 . tcp . 22 timeout 120000ms comment "postern:n56" }',
+    )]);
+  });
+});
+
+describe('NftBackend: forwarding grants', () => {
+  it('one transaction: the dnat map element and the fwd element, same id and timeout; nothing in grants4', async () => {
+    const r = rig();
+    await r.backend.start(FWD_SPEC);
+    r.take();
+    await r.backend.applyGrant(F4);
+    assert.deepEqual(r.take().map((c) => c.input), [script(
+      'add element inet postern dnat4 { 198.18.0.2 . tcp . 2222 timeout 45000ms comment "postern:f4" : 198.19.0.10 . 22 }',
+      'add element inet postern fwd4 { 198.18.0.2 . 198.19.0.10 . tcp . 22 timeout 45000ms comment "postern:f4" }',
+    )]);
+    assert.deepEqual(r.elements('grants4'), []);
+  });
+
+  it('a network forwarding grant (IPv6 /64) goes to the interval map and set', async () => {
+    const r = rig();
+    await r.backend.start(FWD_SPEC);
+    await r.backend.applyGrant({ ...N64, id: 'f6', services: [tcp(2222)], forward: { address: 'fd50:7375::10', port: 22 } });
+    assert.deepEqual([r.elements('dnat6net'), r.elements('fwd6net')], [
+      ['fd50:7374::/64 . tcp . 2222 postern:f6 60000 : fd50:7375::10 . 22'],
+      ['fd50:7374::/64 . fd50:7375::10 . tcp . 22 postern:f6 60000'],
+    ]);
+  });
+
+  it('extension to another target: the map element is rewritten (its placeholder carries the old data), the fwd element moves', async () => {
+    const r = rig();
+    await r.backend.start(FWD_SPEC);
+    await r.backend.applyGrant(F4);
+    r.clock.advance(5_000);
+    r.take();
+    const moved: Grant = { ...F4, forward: { address: '198.19.0.11', port: 2022 }, expiresAtMs: T0 + 90_000 };
+    await r.backend.applyGrant(moved, F4);
+    assert.deepEqual(r.take().map((c) => c.input), [script(
+      'add element inet postern fwd4 { 198.18.0.2 . 198.19.0.10 . tcp . 22 timeout 1000ms }',
+      'delete element inet postern fwd4 { 198.18.0.2 . 198.19.0.10 . tcp . 22 }',
+      'add element inet postern dnat4 { 198.18.0.2 . tcp . 2222 timeout 1000ms : 198.19.0.10 . 22 }',
+      'delete element inet postern dnat4 { 198.18.0.2 . tcp . 2222 }',
+      'add element inet postern dnat4 { 198.18.0.2 . tcp . 2222 timeout 85000ms comment "postern:f4" : 198.19.0.11 . 2022 }',
+      'add element inet postern fwd4 { 198.18.0.2 . 198.19.0.11 . tcp . 2022 timeout 85000ms comment "postern:f4" }',
+    )]);
+    await r.backend.revokeGrant(moved);
+    assert.deepEqual([r.elements('dnat4'), r.elements('fwd4')], [[], []]);
+  });
+
+  it('reconcile lists the forwarding maps too, and restores and removes their elements', async () => {
+    const r = rig();
+    await r.backend.start(FWD_SPEC);
+    await r.backend.applyGrant(F4);
+    await r.sim.run(['nft', '-f', '-'], { input: script(
+      'delete element inet postern fwd4 { 198.18.0.2 . 198.19.0.10 . tcp . 22 }',
+      'add element inet postern dnat4 { 198.18.0.9 . tcp . 2222 timeout 50000ms comment "postern:ghost" : 198.19.0.10 . 22 }',
+    ) });
+    assert.deepEqual(await r.backend.reconcile([F4], T0), { removed: ['ghost'], restored: ['f4'] });
+    assert.deepEqual([r.elements('dnat4'), r.elements('fwd4')], [
+      ['198.18.0.2 . tcp . 2222 postern:f4 45000 : 198.19.0.10 . 22'], ['198.18.0.2 . 198.19.0.10 . tcp . 22 postern:f4 45000'],
+    ]);
+  });
+
+  it('stop keepGuarding flushes the maps as well', async () => {
+    const r = rig();
+    await r.backend.start(FWD_SPEC);
+    await r.backend.applyGrant(F4);
+    await r.backend.stop({ keepGuarding: true });
+    assert.deepEqual([r.elements('dnat4'), r.elements('fwd4')], [[], []]);
+    assert.equal(r.backend.forwarding, true);
+    await r.backend.stop({ keepGuarding: false });
+    assert.equal(r.backend.forwarding, false);
+  });
+});
+
+describe('NftBackend: revoke, reconcile, stop, validation, order', () => {
   it('revoke succeeds when the elements already expired, twice, and for an unknown grant', async () => {
     const r = rig();
     await r.backend.start(SPEC);
     await r.backend.applyGrant(B);
-    r.clock.advance(40_000);
+    await r.backend.applyGrant(N64);
+    r.clock.advance(70_000);
     await r.backend.revokeGrant(B);
     await r.backend.revokeGrant(B);
+    await r.backend.revokeGrant(N64);
     await r.backend.revokeGrant(G6);
-    assert.deepEqual([r.elements(4), r.elements(6)], [[], []]);
+    assert.deepEqual([r.elements('grants4'), r.elements('grants6'), r.elements('grants6net')], [[], [], []]);
   });
 
-  it('a grant whose transaction failed never becomes a cover', async () => {
+  it('a grant whose transaction failed never becomes a cover; a failed revoke is retried by the next change', async () => {
     let failNext = false;
     const r = rig({ fail: () => (failNext ? ((failNext = false), bad('Error: Could not process rule: No buffer space available\n')) : undefined) });
     await r.backend.start(SPEC);
     await r.backend.applyGrant(A);
     failNext = true;
     await assert.rejects(r.backend.applyGrant({ ...B, expiresAtMs: T0 + 600_000 }), /No buffer space/);
-    await r.backend.revokeGrant(A);
-    assert.deepEqual(r.elements(4), []);
+    failNext = true;
+    await assert.rejects(r.backend.revokeGrant(A), /No buffer space/);
+    assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:a 60000']);
+    await r.backend.applyGrant({ ...B, services: [tcp(443)] }); // another lane: the stale element stays
+    assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:a 60000', '198.18.0.2 . tcp . 443 postern:b 30000']);
+    await r.backend.applyGrant({ ...B, id: 'c', services: [tcp(22)] });
+    await r.backend.revokeGrant({ ...B, id: 'c', services: [tcp(22)] });
+    assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 443 postern:b 30000']);
   });
 
-  it('reconcile: two listings, one transaction; unknown and untagged go, missing come back', async () => {
+  it('reconcile: one listing, one transaction; unknown and untagged go, missing come back', async () => {
     const r = rig();
     await r.backend.start(SPEC);
     await r.backend.applyGrant(B);
     await r.backend.applyGrant(G6);
-    await r.sim.run(['nft', '-f', '-'], { input: [
+    await r.backend.applyGrant(N64);
+    await r.sim.run(['nft', '-f', '-'], { input: script(
       'add element inet postern grants4 { 198.18.0.9 . tcp . 22 timeout 500000ms comment "postern:ghost" }',
       'add element inet postern grants4 { 198.18.0.7 . udp . 53 }',
+      'add element inet postern grants4net { 198.18.0.0/24 . udp . 53 timeout 500000ms comment "postern:ghost" }',
       'delete element inet postern grants4 { 198.18.0.2 . tcp . 443 }',
-      'delete element inet postern grants6 { 2001:db8::2 . udp . 51820 }', ''].join('\n') });
+      'delete element inet postern grants6 { 2001:db8::2 . udp . 51820 }',
+      'delete element inet postern grants6net { fd50:7374::/64 . tcp . 22 }') });
     r.take();
     r.clock.advance(5_000);
-    const report = await r.backend.reconcile([B, G6], r.clock.wallMs());
-    assert.deepEqual([...report.removed].sort(), ['ghost']);
-    assert.deepEqual([...report.restored].sort(), ['b', 'g6']);
-    assert.deepEqual(r.take().map((c) => c.argv.join(' ')), [
-      'nft -j list set inet postern grants4', 'nft -j list set inet postern grants6', 'nft -f -',
+    const report = await r.backend.reconcile([B, G6, N64], r.clock.wallMs());
+    assert.deepEqual([[...report.removed].sort(), [...report.restored].sort()], [['ghost'], ['b', 'g6', 'n64']]);
+    assert.deepEqual(r.take().map((c) => c.argv.join(' ')), ['nft -j list table inet postern', 'nft -f -']);
+    assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:b 25000', '198.18.0.2 . tcp . 443 postern:b 25000']);
+    assert.deepEqual([r.elements('grants6'), r.elements('grants6net'), r.elements('grants4net')], [
+      ['2001:db8::2 . udp . 51820 postern:g6 85000'], ['fd50:7374::/64 . tcp . 22 postern:n64 55000'], [],
     ]);
-    assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:b 25000', '198.18.0.2 . tcp . 443 postern:b 25000']);
-    assert.deepEqual(r.elements(6), ['2001:db8::2 . udp . 51820 postern:g6 85000']);
-    assert.match(r.logger.lines.join('\n'), /without a postern id removed.* count=1/);
-    assert.deepEqual(await r.backend.reconcile([B, G6], r.clock.wallMs()), { removed: [], restored: [] });
-    assert.equal(r.take().length, 2); // listings only
+    assert.match(r.log(), /without a postern id removed.* count=1/);
+    assert.deepEqual(await r.backend.reconcile([B, G6, N64], r.clock.wallMs()), { removed: [], restored: [] });
+    assert.equal(r.take().length, 1); // the listing only
   });
 
-  it('reconcile rebuilds the covers from the live grants', async () => {
+  it('reconcile rebuilds the covers from the live grants; forwarding grants wait while forwarding is off', async () => {
     const r = rig();
     await r.backend.start(SPEC);
     await r.backend.applyGrant(A);
-    await r.backend.reconcile([A, B], T0); // B was never applied here, e.g. after a restart
-    assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:a 60000', '198.18.0.2 . tcp . 443 postern:b 30000']);
+    await r.backend.reconcile([A, B, F4], T0); // B was never applied here, e.g. after a restart
+    assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:a 60000', '198.18.0.2 . tcp . 443 postern:b 30000']);
+    assert.match(r.log(), /level=warn .*forwarding grants not applied: forwarding is off.* ids=f4/);
     await r.backend.revokeGrant(A);
-    assert.deepEqual(r.elements(4), ['198.18.0.2 . tcp . 22 postern:b 30000', '198.18.0.2 . tcp . 443 postern:b 30000']);
+    assert.deepEqual(r.elements('grants4'), ['198.18.0.2 . tcp . 22 postern:b 30000', '198.18.0.2 . tcp . 443 postern:b 30000']);
   });
 
   it('reconcile refuses to act on an unreadable listing or a missing table', async () => {
-    const r = rig({ fail: (argv) => (argv.at(-1) === 'grants6' ? ok('Error: unexpected') : undefined) });
+    const r = rig({ fail: (argv) => (argv.includes('-j') ? ok('Error: unexpected') : undefined) });
     await r.backend.start(SPEC);
     r.take();
     await assert.rejects(r.backend.reconcile([A], T0), /unreadable listing \(bad_json\)/);
@@ -333,24 +592,27 @@ describe('NftBackend', () => {
     const r = rig();
     await r.backend.start(SPEC);
     await r.backend.applyGrant(B);
+    await r.backend.applyGrant(N64);
     const guard = r.sim.guardState();
     r.take();
     await r.backend.stop({ keepGuarding: true });
-    assert.deepEqual(r.take().map((c) => c.input), ['flush set inet postern grants4\nflush set inet postern grants6\n']);
-    assert.deepEqual(r.elements(4), []);
+    assert.deepEqual(r.take().map((c) => c.input), [script(...['grants4', 'grants6', 'grants4net', 'grants6net'].map((s) => `flush set inet postern ${s}`))]);
+    assert.deepEqual([r.elements('grants4'), r.elements('grants6net')], [[], []]);
     assert.equal(r.sim.guardState(), guard);
     await r.backend.stop({ keepGuarding: false });
     assert.deepEqual(r.take().map((c) => c.input), ['add table inet postern\ndelete table inet postern\n']);
     assert.equal(r.sim.table, false);
     await r.backend.stop({ keepGuarding: false });
     await r.backend.stop({ keepGuarding: true }); // no table: nothing to flush
-    assert.deepEqual(r.take().map((c) => c.argv.join(' ')), ['nft -f -', 'nft -f -', 'nft list table inet postern']);
+    assert.deepEqual(r.take().map((c) => c.argv.join(' ')), ['nft -f -', 'nft -f -', 'nft -j list table inet postern']);
   });
 
   it('invalid values are rejections, before anything runs', async () => {
     const r = rig();
     await assert.rejects(r.backend.applyGrant({ ...A, address: '198.18.0.2 } ; flush ruleset' }), FirewallValueError);
     await assert.rejects(r.backend.applyGrant(A, { ...A, id: 'A"' }), FirewallValueError);
+    await assert.rejects(r.backend.applyGrant({ ...N64, address: 'fd50:7374::1' }), /host bits/);
+    await assert.rejects(r.backend.applyGrant({ ...F4, forward: { address: '198.19.0.10 . 22', port: 22 } }), FirewallValueError);
     await assert.rejects(r.backend.revokeGrant({ ...A, services: [tcp(0)] }), FirewallValueError);
     await assert.rejects(r.backend.start({ guarded: [tcp(65536)], capture: [] }), FirewallValueError);
     await assert.rejects(r.backend.update({ guarded: [], capture: [{ proto: 'icmp' as never, port: 1 }] }), FirewallValueError);
@@ -368,33 +630,58 @@ describe('NftBackend', () => {
 });
 
 describe('NftBackend against a model of live grants (random operation sequences)', () => {
-  const addrs = [[4, '198.18.0.2'], [4, '198.18.0.3'], [6, 'fd50:7374::2']] as const;
-  const pool = [tcp(22), tcp(443), udp(53)];
+  /** Who a grant is for: hosts and nested networks of both families. */
+  const WHO: readonly { readonly family: Family; readonly address: string; readonly prefix?: number }[] = [
+    { family: 4, address: '198.18.0.2' }, { family: 4, address: '198.18.0.3' }, { family: 4, address: '198.18.0.0', prefix: 30 },
+    { family: 4, address: '198.18.0.2', prefix: 31 }, { family: 6, address: 'fd50:7374::2' }, { family: 6, address: 'fd50:7374::', prefix: 64 },
+    { family: 6, address: 'fd50:7374::', prefix: 56 }, { family: 6, address: 'fd50:7374:0:1::', prefix: 64 },
+  ];
+  const PROBES: Record<Family, string[]> = { 4: ['198.18.0.1', '198.18.0.2', '198.18.0.3', '198.18.0.4'], 6: ['fd50:7374::2', 'fd50:7374::3', 'fd50:7374:0:1::5', 'fd50:7374:0:2::1'] };
+  const TARGETS: Record<Family, readonly [string, string]> = { 4: ['198.19.0.10', '198.19.0.11'], 6: ['fd50:7375::10', 'fd50:7375::11'] };
+  const POOL = [tcp(22), tcp(443), udp(53)];
   const op = fc.oneof(
-    fc.record({ kind: fc.constant('apply' as const), id: fc.constantFrom('a', 'b', 'c', 'd'), addr: fc.nat(2),
-      services: fc.subarray(pool, { minLength: 1 }), ttl: fc.integer({ min: 1, max: 120_000 }) }),
-    fc.record({ kind: fc.constant('revoke' as const), id: fc.constantFrom('a', 'b', 'c', 'd') }),
+    fc.record({ kind: fc.constant('apply' as const), id: fc.constantFrom('a', 'b', 'c', 'd', 'e'), who: fc.nat(WHO.length - 1),
+      services: fc.subarray(POOL, { minLength: 1 }), target: fc.option(fc.nat(1)), ttl: fc.integer({ min: 1, max: 120_000 }) }),
+    fc.record({ kind: fc.constant('revoke' as const), id: fc.constantFrom('a', 'b', 'c', 'd', 'e') }),
     fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 40_000 }) }),
   );
+  const covers = (g: Grant, addr: string): boolean => {
+    const { lo, hi } = networkRange(g.address, g.family, g.prefix);
+    const a = addressToBig(addr, g.family);
+    return lo <= a && a <= hi;
+  };
+  const isNet = (g: Grant): boolean => g.prefix !== undefined && g.prefix < (g.family === 4 ? 32 : 128);
+  /** Latest expiry, ties: smallest id; host grants first (the host set is looked up first). */
+  const best = (gs: Grant[]): Grant | undefined => {
+    const order = (x: Grant[]) => x.sort((p, q) => q.expiresAtMs - p.expiresAtMs || (p.id < q.id ? -1 : 1))[0];
+    return order(gs.filter((g) => !isNet(g))) ?? order(gs.filter(isNet));
+  };
 
-  /** The element each tuple must carry: the latest expiry among live grants (ties: smallest id). */
-  function expected(live: ReadonlyMap<string, Grant>, now: number): string[] {
-    const best = new Map<string, [string, number]>();
-    for (const g of live.values()) {
-      if (g.expiresAtMs <= now) continue;
-      for (const s of g.services) {
-        const k = `${g.family}|${g.address} . ${s.proto} . ${s.port}`;
-        const cur = best.get(k);
-        if (cur === undefined || g.expiresAtMs > cur[1] || (g.expiresAtMs === cur[1] && g.id < cur[0])) best.set(k, [g.id, g.expiresAtMs]);
+  /** At time t, every probe sees what the live grants (per the model) say it must. */
+  function check(sim: NftSim, live: ReadonlyMap<string, Grant>, t: number): void {
+    const grants = [...live.values()].filter((g) => g.expiresAtMs > t);
+    for (const f of [4, 6] as const) {
+      for (const p of PROBES[f]) {
+        const mine = grants.filter((g) => g.family === f && covers(g, p));
+        for (const s of POOL) {
+          const want = best(mine.filter((g) => g.forward === undefined && g.services.some((x) => x.proto === s.proto && x.port === s.port)));
+          assert.equal(sim.lookup('grants', f, p, `${s.proto} . ${s.port}`, t)?.comment ?? null, want === undefined ? null : `postern:${want.id}`, `${p} ${s.proto}/${s.port} at +${t - T0}`);
+        }
+        const fwd = best(mine.filter((g) => g.forward !== undefined));
+        const dnat = sim.lookup('dnat', f, p, 'tcp . 2222', t);
+        assert.equal(dnat?.data ?? null, fwd?.forward ? `${fwd.forward.address} . 22` : null, `dnat ${p} at +${t - T0}`);
+        for (const target of TARGETS[f]) {
+          const open = mine.some((g) => g.forward?.address === target);
+          assert.equal(sim.lookup('fwd', f, p, `${target} . tcp . 22`, t) !== undefined, open, `fwd ${p} -> ${target} at +${t - T0}`);
+        }
       }
     }
-    return [...best].map(([k, [id, exp]]) => `${k} postern:${id} ${exp - now}`).sort();
   }
 
-  it('after every operation the sets hold exactly the longest live cover of each tuple; reconcile then finds nothing', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(op, { maxLength: 25 }), fc.boolean(), async (ops, updateOnAdd) => {
+  it('after every operation, and at every later expiry with no daemon, each probe is open exactly when a live grant covers it', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(op, { maxLength: 20 }), fc.boolean(), async (ops, updateOnAdd) => {
       const r = rig({ updateOnAdd });
-      await r.backend.start(SPEC);
+      await r.backend.start(FWD_SPEC);
       const live = new Map<string, Grant>();
       for (const o of ops) {
         const now = r.clock.wallMs();
@@ -405,14 +692,19 @@ describe('NftBackend against a model of live grants (random operation sequences)
           live.delete(o.id);
         } else {
           const prev = live.get(o.id);
-          const [family, address] = addrs[prev === undefined ? o.addr : addrs.findIndex((x) => x[1] === prev.address)] ?? addrs[0];
-          const g: Grant = { id: o.id, key: 'k', family, address, services: o.services, expiresAtMs: now + o.ttl };
+          const who = prev ?? WHO[o.who] ?? { family: 4, address: '198.18.0.2' };
+          const forwarding = prev === undefined ? o.target !== null : prev.forward !== undefined;
+          const base = { id: o.id, key: 'k', family: who.family, address: who.address, ...(who.prefix === undefined ? {} : { prefix: who.prefix }), expiresAtMs: now + o.ttl };
+          const g: Grant = forwarding
+            ? { ...base, services: [tcp(2222)], forward: { address: TARGETS[who.family][o.target === 1 ? 1 : 0], port: 22 } }
+            : { ...base, services: o.services };
           await r.backend.applyGrant(g, prev);
           live.set(o.id, g);
         }
-        const got = [...r.elements(4).map((e) => `4|${e}`), ...r.elements(6).map((e) => `6|${e}`)].sort();
-        assert.deepEqual(got, expected(live, r.clock.wallMs()));
+        check(r.sim, live, r.clock.wallMs());
       }
+      const ends = [...new Set([...live.values()].flatMap((g) => [g.expiresAtMs - 1, g.expiresAtMs]))];
+      for (const t of ends) if (t >= r.clock.wallMs()) check(r.sim, live, t);
       assert.deepEqual(await r.backend.reconcile([...live.values()], r.clock.wallMs()), { removed: [], restored: [] });
     }), { numRuns: 150 });
   });
