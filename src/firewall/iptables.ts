@@ -37,6 +37,7 @@
 // is about to change. The nat table is only ever listed or touched when forwarding is on
 // (or its chains are left over), so hosts without forwarding never load it.
 
+import { guardLogger } from './guard-log.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Runner } from './exec.ts';
 import { chainNames, checkGrant, checkGrantId, checkGuardSpec, parseGrantListing, TABLE_OF } from './iptables-rules.ts';
@@ -83,7 +84,7 @@ export class IptablesBackend implements FirewallBackend {
   readonly #names: ChainNames;
   /** False once start() found ip6tables unusable. */
   #ipv6 = true;
-  #lastGuardLog = '';
+  readonly #noteGuarding: ReturnType<typeof guardLogger>;
   /** Per family: <P>-FWD and <P>-DNAT are set up, so forwarding grants can be applied. */
   readonly #forwarding: Record<Family, boolean> = { 4: false, 6: false };
   /** Grant ids whose rules this process added or saw; a repeated add takes the listing path. */
@@ -93,6 +94,7 @@ export class IptablesBackend implements FirewallBackend {
   constructor(opts: IptablesBackendOptions) {
     this.#run = opts.runner;
     this.#log = opts.logger;
+    this.#noteGuarding = guardLogger(opts.logger);
     this.#bins = { ...DEFAULT_IPTABLES_BINARIES, ...opts.binaries };
     this.#names = chainNames(opts.chainPrefix);
   }
@@ -108,13 +110,7 @@ export class IptablesBackend implements FirewallBackend {
         if (state !== null) await this.#startFamily(f, spec, state);
       }
       const forwarding = this.#families().filter((f) => this.#forwarding[f]).map((f) => `ipv${f}`).join(',');
-      // start() also runs every reconcile interval to re-assert the ruleset: say so once,
-      // and again only when what is guarded changes.
-      const summary = { guarded: spec.guarded.length, capture: spec.capture.length, ipv6: this.#ipv6, forwarding: forwarding || 'off' };
-      const key = JSON.stringify(summary);
-      if (key !== this.#lastGuardLog) this.#log.info('guarding', summary);
-      else this.#log.debug('guard rules re-asserted');
-      this.#lastGuardLog = key;
+      this.#noteGuarding({ guarded: spec.guarded.length, capture: spec.capture.length, ipv6: this.#ipv6, forwarding: forwarding || 'off' });
     });
   }
 

@@ -63,6 +63,7 @@
 // Every change is one `nft -f -` transaction with the script on stdin (no shell), so it
 // applies atomically or not at all. Operations are serialized.
 
+import { guardLogger } from './guard-log.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { RunResult, Runner } from './exec.ts';
@@ -106,7 +107,7 @@ export class NftBackend implements FirewallBackend {
   readonly #bin: string;
   readonly #mark: number;
   #covers = new CoverTable();
-  #lastGuardLog = '';
+  readonly #noteGuarding: ReturnType<typeof guardLogger>;
   /** Per lane, the elements as last written (some may have timed out since). */
   #installed = new Map<string, Desired[]>();
   #forwarding = false;
@@ -117,6 +118,7 @@ export class NftBackend implements FirewallBackend {
   constructor(opts: NftBackendOptions) {
     this.#run = opts.runner;
     this.#log = opts.logger;
+    this.#noteGuarding = guardLogger(opts.logger);
     this.#clock = opts.clock;
     this.#bin = opts.nft ?? 'nft';
     this.#mark = opts.mark ?? DEFAULT_NFT_MARK;
@@ -132,13 +134,7 @@ export class NftBackend implements FirewallBackend {
     checkGuardSpec(spec);
     return this.#serial(async () => {
       await this.#guard(spec, true);
-      // start() also runs every reconcile interval to re-assert the ruleset: say so once,
-      // and again only when what is guarded changes.
-      const summary = { guarded: spec.guarded.length, capture: spec.capture.length, mark: `0x${this.#mark.toString(16)}`, forwarding: this.#forwarding };
-      const key = JSON.stringify(summary);
-      if (key !== this.#lastGuardLog) this.#log.info('guarding', summary);
-      else this.#log.debug('guard rules re-asserted');
-      this.#lastGuardLog = key;
+      this.#noteGuarding({ guarded: spec.guarded.length, capture: spec.capture.length, mark: `0x${this.#mark.toString(16)}`, forwarding: this.#forwarding });
     });
   }
 
