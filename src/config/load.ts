@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Value } from '@sinclair/typebox/value';
+import { buildFwknopStanza, fwknopErrors, type FwknopStanzaConfig } from './fwknop.ts';
 import { ConfigSchema, type RawConfig, type RawForward, type RawKey } from './schema.ts';
 import type { ForwardTarget, Service } from '../firewall/types.ts';
 import { parseCredential, CREDENTIAL_ERRORS, type Credential } from '../spa/credential.ts';
@@ -34,6 +35,7 @@ export interface Config {
   readonly device: string;
   readonly guarded: readonly Service[];
   readonly keys: readonly KeyConfig[];
+  readonly fwknop: readonly FwknopStanzaConfig[];
 }
 
 export function parseService(text: string): Service | undefined {
@@ -51,7 +53,7 @@ export function serviceText(s: Service): string {
 function show(path: string, value: unknown): string {
   const s = JSON.stringify(value);
   // By path, and by content: a misspelt key or a bare string may still hold a credential.
-  if (/credential/.test(path) || (s !== undefined && s.includes('postern1:'))) return '(hidden)';
+  if (/credential|(^|\/)(hmac_)?key(_base64)?$/.test(path) || (s !== undefined && s.includes('postern1:'))) return '(hidden)';
   return s === undefined ? 'nothing' : s.length > 60 ? s.slice(0, 57) + '...' : s;
 }
 
@@ -74,10 +76,10 @@ function toForward(f: RawForward): ForwardConfig | undefined {
   return target && { proto: f.proto, externalPort: f.port ?? target.port, target };
 }
 
-function forwardErrors(key: RawKey, at: string, guarded: ReadonlySet<string>): string[] {
+function forwardErrors(forwards: readonly RawForward[], at: string, guarded: ReadonlySet<string>): string[] {
   const errors: string[] = [];
   const seen = new Set<string>();
-  key.forwards.forEach((f, j) => {
+  forwards.forEach((f, j) => {
     const fwd = toForward(f);
     // One client, one external port, one family: two targets there would stack two DNATs.
     const slot = fwd && `${fwd.proto}/${fwd.externalPort}/${fwd.target.address.includes(':') ? 6 : 4}`;
@@ -106,7 +108,7 @@ function keyErrors(key: RawKey, i: number, guarded: ReadonlySet<string>): string
   key.allowed_addresses.forEach((c, j) => {
     if (!parseCidr(c).ok) errors.push(`${at}/allowed_addresses/${j}: not an address or CIDR with host bits clear (got ${show('', c)})`);
   });
-  return [...errors, ...forwardErrors(key, at, guarded)];
+  return [...errors, ...forwardErrors(key.forwards, at, guarded)];
 }
 
 function duplicates<T>(items: readonly T[]): T[] {
@@ -124,7 +126,7 @@ function crossErrors(raw: RawConfig): string[] {
   for (const name of new Set(duplicates(raw.keys.map((k) => k.name)))) errors.push(`/keys: duplicate key name ${show('', name)}`);
   const ids = raw.keys.map((k) => parseCredential(k.credential)).flatMap((c) => (c.ok ? [c.value.keyIdHex] : []));
   for (const id of new Set(duplicates(ids))) errors.push(`/keys: two keys share key id ${id} (generate a new credential for one)`);
-  return errors;
+  return [...errors, ...fwknopErrors(raw, guarded, { parse: parseService, forwardErrors })];
 }
 
 function buildKey(k: RawKey): KeyConfig {
@@ -160,6 +162,7 @@ export function validateConfig(input: unknown): LoadResult {
     device: raw.device,
     guarded: Object.freeze(raw.guarded.flatMap((s) => parseService(s) ?? [])),
     keys: Object.freeze(raw.keys.map(buildKey)),
+    fwknop: Object.freeze(raw.fwknop.stanzas.map((st) => buildFwknopStanza(st, parseService, toForward))),
   };
   return { ok: true, config: Object.freeze(config) };
 }

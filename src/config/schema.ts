@@ -55,6 +55,35 @@ export const FirewallSchema = Type.Object({
   ip6tables_restore: Type.String({ minLength: 1, default: 'ip6tables-restore' }),
 }, { additionalProperties: false, default: {} });
 
+/** One fwknop access.conf stanza, in postern's words (docs/config.md "fwknop"). Keys are
+ *  base64 (KEY_BASE64) or literal text (KEY); an HMAC key is required: postern does not
+ *  accept unauthenticated fwknop packets. */
+export const FwknopStanzaSchema = Type.Object({
+  name: Name,
+  source: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 64, default: ['ANY'], description: 'ANY or addresses/CIDRs' }),
+  key_base64: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  key: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+  hmac_key_base64: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  hmac_key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  hmac_digest_type: Type.Union([
+    Type.Literal('md5'), Type.Literal('sha1'), Type.Literal('sha256'), Type.Literal('sha384'), Type.Literal('sha512'),
+    Type.Literal('sha3_256'), Type.Literal('sha3_512'),
+  ], { default: 'sha256' }),
+  open_ports: Type.Array(ServiceText, { minItems: 1, maxItems: 16, uniqueItems: true }),
+  restrict_ports: Type.Array(ServiceText, { maxItems: 16, default: [] }),
+  fw_access_timeout_s: Type.Integer({ minimum: 1, maximum: 86400, default: 30 }),
+  max_fw_timeout_s: Type.Integer({ minimum: 1, maximum: 86400, default: 300 }),
+  require_source_address: Type.Boolean({ default: false, description: 'refuse allow-IP 0.0.0.0 (client -s)' }),
+  require_username: Type.Optional(Type.String({ minLength: 1, maxLength: 48 })),
+  forwards: Type.Array(ForwardSchema, { maxItems: 16, default: [], description: 'NAT targets for fwknop -N requests (types 2 and 4)' }),
+}, { additionalProperties: false });
+
+export const FwknopSchema = Type.Object({
+  port: Type.Integer({ minimum: 1, maximum: 65535, default: 62201 }),
+  max_age_s: Type.Integer({ minimum: 5, maximum: 100000, default: 120, description: 'MAX_SPA_PACKET_AGE' }),
+  stanzas: Type.Array(FwknopStanzaSchema, { maxItems: 256, default: [] }),
+}, { additionalProperties: false, default: {} });
+
 export const ForwardingSchema = Type.Object({
   enable_ip_forward: Type.Boolean({ default: false, description: 'set net.ipv4.ip_forward (and IPv6 forwarding) at start' }),
 }, { additionalProperties: false, default: {} });
@@ -75,8 +104,10 @@ export const ConfigSchema = Type.Object({
   firewall: FirewallSchema,
   state: StateSchema,
   forwarding: ForwardingSchema,
+  fwknop: FwknopSchema,
 }, { additionalProperties: false });
 
 export type RawConfig = Static<typeof ConfigSchema>;
 export type RawKey = Static<typeof KeySchema>;
 export type RawForward = Static<typeof ForwardSchema>;
+export type RawFwknopStanza = Static<typeof FwknopStanzaSchema>;

@@ -12,14 +12,16 @@ import type { Clock, Cancel } from '../platform/clock.ts';
 import { clockTrusted } from '../platform/clock-sync.ts';
 import { decideSpa, type SpaDecision } from '../pipeline/spa.ts';
 import { Counters } from '../pipeline/reasons.ts';
-import { ReplayGuard } from '../spa/replay.ts';
 import { buildKeyTable, prepareKey, type KeyTable } from '../spa/packet.ts';
 import { keyIdHex } from '../spa/credential.ts';
 import type { KeyConfig } from '../config/load.ts';
 import type { Frame } from '../wire/frame.ts';
 import type { PacketSource } from '../capture/raw.ts';
 import { checkForwarding } from '../platform/ip-forward.ts';
-import { ReplayStore, type AcceptedPacket } from '../store/replay-store.ts';
+import { ReplayDomain } from './replay-domain.ts';
+import { decideFwknop, stanzaReplayId, type FwknopStanza } from '../pipeline/fwknop.ts';
+import { prepareFwknopKey } from '../fwknop/keys.ts';
+import type { GrantPlan } from '../policy/decide.ts';
 
 export interface DaemonDeps {
   readonly configPath: string;
@@ -40,23 +42,33 @@ interface Active {
   readonly config: Config;
   readonly keys: KeyTable;
   readonly keyConfigs: ReadonlyMap<number, KeyConfig>;
+  readonly fwknop: readonly FwknopStanza[];
 }
 
 function activate(config: Config): Active {
   const keys = buildKeyTable(config.keys.map((k) => prepareKey(k.name, k.credential)));
-  return { config, keys, keyConfigs: new Map(config.keys.map((k) => [k.credential.keyId, k])) };
+  const fwknop = config.fwknop.map((st) => ({
+    config: st, replayId: stanzaReplayId(st.name),
+    key: prepareFwknopKey({ key: st.key, hmacKey: st.hmacKey, hmacType: st.hmacType }),
+  }));
+  return { config, keys, keyConfigs: new Map(config.keys.map((k) => [k.credential.keyId, k])), fwknop };
+}
+
+/** The UDP ports postern captures on: the SPA port, and the fwknop port when configured. */
+export function capturePorts(config: Config): number[] {
+  return config.fwknop.length > 0 ? [config.raw.spa.port, config.raw.fwknop.port] : [config.raw.spa.port];
 }
 
 export function guardSpec(config: Config): GuardSpec {
   // External ports of forwarding targets are guarded too: to everyone without a grant the
   // router is as silent there as on any guarded service (granted traffic is DNATed in
   // prerouting and never reaches the input hook).
-  const external = config.keys.flatMap((k) => k.forwards.map((f) => ({ proto: f.proto, port: f.externalPort })));
+  const external = [...config.keys, ...config.fwknop].flatMap((k) => k.forwards.map((f) => ({ proto: f.proto, port: f.externalPort })));
   const seen = new Set(config.guarded.map((s) => `${s.proto}/${s.port}`));
   const extra = external.filter((s) => !seen.has(`${s.proto}/${s.port}`) && seen.add(`${s.proto}/${s.port}`));
   return {
     guarded: [...config.guarded, ...extra],
-    capture: [{ proto: 'udp', port: config.raw.spa.port }],
+    capture: capturePorts(config).map((port) => ({ proto: 'udp' as const, port })),
     forwarding: external.length > 0,
   };
 }
@@ -68,8 +80,8 @@ export class Daemon {
   #backend: FirewallBackend | undefined;
   #capture: PacketSource | undefined;
   #grants: GrantManager | undefined;
-  #replay: ReplayGuard | undefined;
-  #store: ReplayStore | undefined;
+  #replay: ReplayDomain | undefined;
+  #fwknopReplay: ReplayDomain | undefined;
   #started = false;
   #aggregator: FailureAggregator;
   #timers: Cancel[] = [];
@@ -97,7 +109,7 @@ export class Daemon {
     if (!loaded.ok) throw new ConfigError(loaded.errors);
     const { config } = loaded;
     this.#active = activate(config);
-    this.#replay = this.#openState(config);
+    this.#openState(config);
     this.#backend = this.#deps.makeBackend(config);
     this.#grants = new GrantManager({ backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'), maxGrants: MAX_GRANTS });
     checkForwarding(config, this.#log);
@@ -113,32 +125,12 @@ export class Daemon {
     });
   }
 
-  /** Replay state from the database; if it cannot be used, keep guarding from memory and
-   *  say so loudly (DESIGN.md "State"). */
-  #openState(config: Config): ReplayGuard {
-    const opts = { capacity: config.raw.spa.replay_ring, windowMs: config.raw.spa.window_s * 1000 };
-    const path = config.raw.state.database;
-    try {
-      this.#store = ReplayStore.open(path);
-      const restored = ReplayGuard.restore(this.#store.load(opts.capacity, opts.windowMs), opts);
-      if (restored.ok) return restored.value;
-      this.#log.error('stored replay state unreadable; starting empty', { reason: restored.reason, database: path });
-    } catch (err) {
-      this.#store = undefined;
-      this.#log.error('state database unusable: replay state is memory-only until restart', { database: path, error: String(err) });
-    }
-    return new ReplayGuard(opts);
-  }
-
-  /** Persist an accepted packet before anything is granted for it. */
-  #persist(accepted: AcceptedPacket): void {
-    if (!this.#store) return;
-    try {
-      this.#store.recordAccept(accepted, this.#active?.config.raw.spa.replay_ring ?? 4096);
-    } catch (err) {
-      this.#log.error('state database write failed: replay state is memory-only until restart', { error: String(err) });
-      this.#store = undefined;
-    }
+  #openState(config: Config): void {
+    const log = this.#log.child('state');
+    const db = config.raw.state.database;
+    this.#replay = ReplayDomain.open(db, 'replay', { capacity: config.raw.spa.replay_ring, windowMs: config.raw.spa.window_s * 1000 }, log);
+    // fwknop's age window (MAX_SPA_PACKET_AGE) is its own, so its ring is too.
+    this.#fwknopReplay = ReplayDomain.open(db, 'fwknop_replay', { capacity: config.raw.spa.replay_ring, windowMs: config.raw.fwknop.max_age_s * 1000 }, log);
   }
 
   async #startCapture(config: Config): Promise<void> {
@@ -161,7 +153,7 @@ export class Daemon {
     });
     every(config.raw.firewall.reconcile_interval_s * 1000, () => {
       void this.#maintain();
-      this.#replay?.prune(this.#deps.clock.wallMs(), this.#clockTrusted());
+      for (const d of [this.#replay, this.#fwknopReplay]) d?.guard.prune(this.#deps.clock.wallMs(), this.#clockTrusted());
     });
   }
 
@@ -185,20 +177,29 @@ export class Daemon {
 
   #onFrame(frame: Frame): void {
     const active = this.#active;
-    if (!active || !this.#replay) return;
-    if (frame.proto !== 'udp' || frame.dstPort !== active.config.raw.spa.port) {
+    if (!active || !this.#replay || !this.#fwknopReplay || frame.proto !== 'udp') {
       this.counters.ignored++;
       return;
     }
-    const decision = decideSpa(frame.payload, frame.src, {
-      keys: active.keys, keyConfigs: active.keyConfigs, replay: this.#replay,
-      windowMs: active.config.raw.spa.window_s * 1000, nowMs: this.#deps.clock.wallMs(), clockTrusted: this.#clockTrusted(),
-    });
-    this.#act(decision, frame.src);
+    const nowMs = this.#deps.clock.wallMs();
+    const clockTrusted = this.#clockTrusted();
+    if (frame.dstPort === active.config.raw.spa.port) {
+      const d = decideSpa(frame.payload, frame.src, {
+        keys: active.keys, keyConfigs: active.keyConfigs, replay: this.#replay.guard,
+        windowMs: active.config.raw.spa.window_s * 1000, nowMs, clockTrusted,
+      });
+      if (d.accepted) this.#replay.persist(d.accepted);
+      this.#act(d, frame.src);
+    } else if (active.fwknop.length > 0 && frame.dstPort === active.config.raw.fwknop.port) {
+      const d = decideFwknop(frame.payload, frame.src, { stanzas: active.fwknop, replay: this.#fwknopReplay.guard, nowMs, clockTrusted });
+      if (d.accepted) this.#fwknopReplay.persist(d.accepted);
+      this.#act(d, frame.src);
+    } else {
+      this.counters.ignored++;
+    }
   }
 
   #act(d: SpaDecision, source: string): void {
-    if (d.accepted) this.#persist(d.accepted);
     if (d.kind === 'drop') {
       this.counters.drop(d.reason);
       this.#aggregator.record(d.reason, source, d.key);
@@ -207,29 +208,31 @@ export class Daemon {
         this.counters.closed += n;
         this.#log.info('closed by client', { key: d.key.name, source, address: d.address, grants: n });
       });
+    } else if (d.kind === 'fwknop') {
+      void this.#open(`fwknop:${d.stanza.name}`, d.plan, source, { format: 'fwknop' });
     } else {
-      void this.#open(d.key, d.plan, source);
+      void this.#open(d.key.name, d.plan, source, { key_id: keyIdHex(d.key.credential.keyId) });
     }
   }
 
-  async #open(key: KeyConfig, plan: Extract<SpaDecision, { kind: 'open' }>['plan'], source: string): Promise<void> {
+  async #open(name: string, plan: GrantPlan, source: string, fields: Record<string, string>): Promise<void> {
     try {
-      const ev = await this.#grants?.grant(key.name, plan);
+      const ev = await this.#grants?.grant(name, plan);
       if (!ev) {
         this.counters.drop('grant_limit');
-        this.#aggregator.record('grant_limit', source, key.name);
+        this.#aggregator.record('grant_limit', source, name);
         return;
       }
       if (ev.extended) this.counters.extended++;
       else this.counters.accepted++;
       this.#log.info(ev.extended ? 'grant extended' : 'grant opened', {
-        key: key.name, key_id: keyIdHex(key.credential.keyId), source, address: plan.address,
+        key: name, ...fields, source, address: plan.address,
         services: plan.services.map((s) => `${s.proto}/${s.port}`).join(','), duration_s: plan.durationS, grant: ev.grant.id,
         prefix: plan.prefix, forward_to: plan.forward ? `${plan.forward.address}:${plan.forward.port}` : undefined,
       });
     } catch (err) {
       this.counters.drop('firewall_error');
-      this.#log.error('grant failed', { key: key.name, source, error: String(err) });
+      this.#log.error('grant failed', { key: name, source, error: String(err) });
     }
   }
 
@@ -245,9 +248,9 @@ export class Daemon {
     const { config } = loaded;
     this.#active = activate(config);
     const kept = new Set(config.keys.map((k) => k.credential.keyId));
-    for (const k of old?.keys ?? []) if (!kept.has(k.credential.keyId)) this.#replay?.forgetKey(k.credential.keyId);
+    for (const k of old?.keys ?? []) if (!kept.has(k.credential.keyId)) this.#replay?.guard.forgetKey(k.credential.keyId);
     await this.#backend?.update(guardSpec(config));
-    if (old && (old.raw.spa.port !== config.raw.spa.port || old.raw.spa.ipv6 !== config.raw.spa.ipv6)) {
+    if (old && (capturePorts(old).join() !== capturePorts(config).join() || old.raw.spa.ipv6 !== config.raw.spa.ipv6)) {
       this.#capture?.stop();
       await this.#startCapture(config);
     }
@@ -263,8 +266,8 @@ export class Daemon {
     await this.#grants?.stop();
     const keep = this.#active?.config.raw.firewall.keep_guarding_on_exit ?? false;
     await this.#backend?.stop({ keepGuarding: keep });
-    this.#store?.close();
-    this.#store = undefined;
+    this.#replay?.close();
+    this.#fwknopReplay?.close();
     this.#log.info('postern stopped', { ...this.counters.snapshot(), kept_guarding: keep });
   }
 }

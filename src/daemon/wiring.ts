@@ -11,6 +11,7 @@ import { NftBackend } from '../firewall/nft.ts';
 import type { FirewallBackend } from '../firewall/types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Clock } from '../platform/clock.ts';
+import { capturePorts } from './daemon.ts';
 
 export type BackendName = 'nft' | 'iptables' | 'dry-run';
 
@@ -33,5 +34,5 @@ export function makeBackend(config: Config, name: BackendName, deps: { logger: L
 }
 
 export function makeCapture(config: Config, logger: Logger): PacketSource {
-  return new RawCapture({ ipv6: config.raw.spa.ipv6, protocols: ['udp'], sinkPorts: [config.raw.spa.port], logger });
+  return new RawCapture({ ipv6: config.raw.spa.ipv6, protocols: ['udp'], sinkPorts: capturePorts(config), logger });
 }

@@ -17,6 +17,10 @@ export const DROP_REASONS = {
   denied_address: 'the key may not open for the requested address',
   denied_type: 'message type not supported by this daemon',
   denied_forward: 'the key may not forward to the requested target',
+  denied_username: 'fwknop stanza requires another username (REQUIRE_USERNAME)',
+  fwknop_malformed: 'not an fwknop packet (length, characters, or a re-added Salted__ prefix)',
+  fwknop_no_stanza: 'no fwknop stanza matches the source address (SOURCE)',
+  fwknop_command: 'fwknop command message (type 0): postern never runs commands',
   grant_limit: 'too many live grants',
   firewall_error: 'the firewall refused the grant',
 } as const satisfies Record<string, string>;

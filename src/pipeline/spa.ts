@@ -6,6 +6,7 @@
 // and before any grant is made, so a crash between the two cannot reopen a replay.
 
 import type { KeyConfig } from '../config/load.ts';
+import type { FwknopStanzaConfig } from '../config/fwknop.ts';
 import { decideForward, decideOpen, type GrantPlan } from '../policy/decide.ts';
 import type { ReplayGuard } from '../spa/replay.ts';
 import { TRUNCATED_TAG_SIZE } from '../spa/replay-ring.ts';
@@ -26,7 +27,8 @@ export interface SpaContext {
 export type SpaDecision =
   | { readonly kind: 'drop'; readonly reason: DropReason; readonly key?: string; readonly accepted?: AcceptedPacket }
   | { readonly kind: 'open'; readonly key: KeyConfig; readonly plan: GrantPlan; readonly accepted: AcceptedPacket }
-  | { readonly kind: 'close'; readonly key: KeyConfig; readonly address: string; readonly accepted: AcceptedPacket };
+  | { readonly kind: 'close'; readonly key: KeyConfig; readonly address: string; readonly accepted: AcceptedPacket }
+  | { readonly kind: 'fwknop'; readonly stanza: FwknopStanzaConfig; readonly plan: GrantPlan; readonly accepted: AcceptedPacket };
 
 function drop(reason: DropReason, key?: string, accepted?: AcceptedPacket): SpaDecision {
   return { kind: 'drop', reason, ...(key !== undefined && { key }), ...(accepted && { accepted }) };

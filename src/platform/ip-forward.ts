@@ -18,7 +18,7 @@ function read(path: string): string | undefined {
 }
 
 export function checkForwarding(config: Config, log: Logger): void {
-  const targets = config.keys.flatMap((k) => k.forwards);
+  const targets = [...config.keys, ...config.fwknop].flatMap((k) => k.forwards);
   if (targets.length === 0) return;
   const families = new Set(targets.map((f) => (f.target.address.includes(':') ? 6 : 4) as 4 | 6));
   for (const fam of families) {

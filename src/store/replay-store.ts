@@ -29,9 +29,12 @@ interface Database {
 
 const SCHEMA_VERSION = 1;
 
-const MIGRATION_1 = `
-CREATE TABLE IF NOT EXISTS replay_entries (seq INTEGER PRIMARY KEY, key_id INTEGER NOT NULL, tag TEXT NOT NULL, ts INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS replay_keys (key_id INTEGER PRIMARY KEY, floor INTEGER, highwater INTEGER);
+/** Replay domains: postern's native SPA keys, and fwknop stanzas (their own ring). */
+export type ReplayNamespace = 'replay' | 'fwknop_replay';
+
+const tables = (ns: ReplayNamespace) => `
+CREATE TABLE IF NOT EXISTS ${ns}_entries (seq INTEGER PRIMARY KEY, key_id INTEGER NOT NULL, tag TEXT NOT NULL, ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ${ns}_keys (key_id INTEGER PRIMARY KEY, floor INTEGER, highwater INTEGER);
 `;
 
 export interface AcceptedPacket {
@@ -45,15 +48,18 @@ export class ReplayStore {
   readonly #db: Database;
   readonly #record: (p: AcceptedPacket, capacity: number) => void;
 
-  private constructor(db: Database) {
+  readonly #ns: ReplayNamespace;
+
+  private constructor(db: Database, ns: ReplayNamespace) {
     this.#db = db;
-    const insert = db.prepare('INSERT INTO replay_entries (key_id, tag, ts) VALUES (?, ?, ?)');
-    const high = db.prepare(`INSERT INTO replay_keys (key_id, highwater) VALUES (?, ?)
+    this.#ns = ns;
+    const insert = db.prepare(`INSERT INTO ${ns}_entries (key_id, tag, ts) VALUES (?, ?, ?)`);
+    const high = db.prepare(`INSERT INTO ${ns}_keys (key_id, highwater) VALUES (?, ?)
       ON CONFLICT(key_id) DO UPDATE SET highwater = max(coalesce(highwater, excluded.highwater), excluded.highwater)`);
-    const raise = db.prepare(`INSERT INTO replay_keys (key_id, floor)
-      SELECT key_id, max(ts) FROM replay_entries WHERE seq <= ? GROUP BY key_id
+    const raise = db.prepare(`INSERT INTO ${ns}_keys (key_id, floor)
+      SELECT key_id, max(ts) FROM ${ns}_entries WHERE seq <= ? GROUP BY key_id
       ON CONFLICT(key_id) DO UPDATE SET floor = max(coalesce(floor, excluded.floor), excluded.floor)`);
-    const trim = db.prepare('DELETE FROM replay_entries WHERE seq <= ?');
+    const trim = db.prepare(`DELETE FROM ${ns}_entries WHERE seq <= ?`);
     this.#record = db.transaction((p: AcceptedPacket, capacity: number) => {
       const seq = Number(insert.run(p.keyId, p.tag, p.tsMs).lastInsertRowid);
       high.run(p.keyId, p.tsMs);
@@ -65,7 +71,7 @@ export class ReplayStore {
   }
 
   /** Open (creating if needed) the database at `path`. Throws if it cannot. */
-  static open(path: string): ReplayStore {
+  static open(path: string, ns: ReplayNamespace = 'replay'): ReplayStore {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const require = createRequire(import.meta.url);
     const Sqlite = require('better-sqlite3') as new (p: string) => Database;
@@ -79,9 +85,9 @@ export class ReplayStore {
       db.pragma('cache_size = -256');
       const version = Number(db.pragma('user_version', { simple: true }));
       if (version > SCHEMA_VERSION) throw new Error(`database schema ${version} is newer than this postern (${SCHEMA_VERSION})`);
-      db.exec(MIGRATION_1);
+      db.exec(tables('replay') + tables('fwknop_replay'));
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      return new ReplayStore(db);
+      return new ReplayStore(db, ns);
     } catch (err) {
       db.close();
       throw err;
@@ -95,9 +101,9 @@ export class ReplayStore {
 
   /** The persisted state in ReplayGuard.restore() form. */
   load(capacity: number, windowMs: number): ReplayState {
-    const entries = this.#db.prepare('SELECT key_id AS keyId, tag, ts AS tsMs FROM replay_entries ORDER BY seq DESC LIMIT ?')
+    const entries = this.#db.prepare(`SELECT key_id AS keyId, tag, ts AS tsMs FROM ${this.#ns}_entries ORDER BY seq DESC LIMIT ?`)
       .all(capacity).reverse() as ReplayState['entries'];
-    const keys = this.#db.prepare('SELECT key_id AS keyId, floor, highwater FROM replay_keys').all() as
+    const keys = this.#db.prepare(`SELECT key_id AS keyId, floor, highwater FROM ${this.#ns}_keys`).all() as
       { keyId: number; floor: number | null; highwater: number | null }[];
     return {
       version: 1, capacity, windowMs, entries,

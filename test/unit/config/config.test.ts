@@ -81,7 +81,7 @@ test('docs/config.md: the complete example validates', () => {
   assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
   // Every top-level and section key the schema knows is documented.
   for (const k of ['device', 'log_level', 'guarded', 'spa', 'keys', 'firewall', 'window_s', 'clock', 'replay_ring',
-    'require_source_address', 'allowed_addresses', 'max_duration_s', 'default_duration_s', 'keep_guarding_on_exit', 'reconcile_interval_s', 'database', 'ipv6_prefix', 'forwards', 'enable_ip_forward', 'nft']) {
+    'require_source_address', 'allowed_addresses', 'max_duration_s', 'default_duration_s', 'keep_guarding_on_exit', 'reconcile_interval_s', 'database', 'ipv6_prefix', 'forwards', 'enable_ip_forward', 'nft', 'max_age_s', 'stanzas', 'open_ports', 'restrict_ports', 'hmac_digest_type', 'fw_access_timeout_s', 'max_fw_timeout_s', 'require_username']) {
     assert.match(doc, new RegExp(`[\`.]${k}[\`.\\[]`), `docs/config.md documents ${k}`);
   }
 });
@@ -97,4 +97,26 @@ test('forwards: targets parsed, bad targets and guarded external ports refused',
   assert.ok(!bad.ok);
   assert.ok(bad.errors.some((e) => e.startsWith('/keys/0/forwards/0/to')), bad.errors.join('\n'));
   assert.ok(bad.errors.some((e) => e.includes('/keys/0/forwards/1: external port tcp/22 is a guarded local service')), bad.errors.join('\n'));
+});
+
+test('fwknop stanzas: HMAC required, keys checked, never quoted, ports guarded', () => {
+  const key = Buffer.alloc(32, 1).toString('base64');
+  const hmac = Buffer.alloc(64, 2).toString('base64');
+  const base = { name: 's1', key_base64: key, hmac_key_base64: hmac, open_ports: ['tcp/22'] };
+  const good = validateConfig({ ...minimal, fwknop: { stanzas: [base] } });
+  assert.ok(good.ok, JSON.stringify(!good.ok && good.errors));
+  assert.equal(good.config.fwknop[0]!.key.length, 32);
+  assert.equal(good.config.fwknop[0]!.sources, undefined, 'ANY');
+  const bad = validateConfig({ ...minimal, fwknop: { port: DEFAULT_SPA_PORT, stanzas: [
+    { name: 'nohmac', key_base64: key, open_ports: ['tcp/22'] },
+    { name: 'same', key: 'secret-text-key', hmac_key: 'secret-text-key', open_ports: ['tcp/443'] },
+    { name: 'long', key_base64: Buffer.alloc(40).toString('base64'), hmac_key_base64: hmac, open_ports: ['tcp/22'], source: ['10.0.0.1/8'] },
+  ] } });
+  assert.ok(!bad.ok);
+  const text = bad.errors.join('\n');
+  for (const needle of ['/fwknop/port: the same as spa.port', '/fwknop/stanzas/0: needs hmac_key', '/fwknop/stanzas/1: the HMAC key must differ',
+    '/fwknop/stanzas/1/open_ports/0: tcp/443 is not a guarded service', '/fwknop/stanzas/2: the key must be 1-32 bytes', '/fwknop/stanzas/2/source/0']) {
+    assert.ok(text.includes(needle), `missing ${needle}:\n${text}`);
+  }
+  assert.ok(!text.includes('secret-text-key') && !text.includes(key), 'keys are never quoted');
 });

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MIT
+// The fwknop decision for one datagram on the fwknop port (DESIGN.md "fwknop
+// compatibility"; validation order from ref/fwknop.md section 10, improved):
+//   text prechecks -> stanzas whose SOURCE matches -> replay peek (wire digest) ->
+//   HMAC per candidate stanza (no decryption before an HMAC passes) -> decrypt + inner
+//   digest -> freshness (the packet's age, fwknopd's labs() window) -> replay commit ->
+//   policy (OPEN_PORTS / RESTRICT_PORTS, timeouts, username, allow IP, NAT targets).
+// fwknopd walks its replay cache before any HMAC; here junk costs one SHA-256 at most
+// before the HMAC, and only authenticated packets enter the replay ring.
+
+import { createHash } from 'node:crypto';
+import type { FwknopStanzaConfig } from '../config/fwknop.ts';
+import type { Service } from '../firewall/types.ts';
+import { decodeFwknop, precheckFwknop, type FwknopKey, type FwknopMessage } from '../fwknop/codec.ts';
+import type { GrantPlan } from '../policy/decide.ts';
+import type { ReplayGuard } from '../spa/replay.ts';
+import { TRUNCATED_TAG_SIZE } from '../spa/replay-ring.ts';
+import type { AcceptedPacket } from '../store/replay-store.ts';
+import { cidrContains } from '../wire/address.ts';
+import type { DropReason } from './reasons.ts';
+import type { SpaDecision } from './spa.ts';
+
+export interface FwknopStanza {
+  readonly config: FwknopStanzaConfig;
+  readonly key: FwknopKey;
+  /** Stable replay namespace for this stanza (hash of its name). */
+  readonly replayId: number;
+}
+
+export interface FwknopContext {
+  readonly stanzas: readonly FwknopStanza[];
+  /** fwknop's own ring, its window = fwknop.max_age_s (MAX_SPA_PACKET_AGE). */
+  readonly replay: ReplayGuard;
+  readonly nowMs: number;
+  readonly clockTrusted: boolean;
+}
+
+/** FNV-1a: a stable uint32 per stanza name, so replay state survives stanza reordering. */
+export function stanzaReplayId(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+function drop(reason: DropReason, key?: string, accepted?: AcceptedPacket): SpaDecision {
+  return { kind: 'drop', reason, ...(key !== undefined && { key }), ...(accepted && { accepted }) };
+}
+
+function sourceMatches(st: FwknopStanza, source: string): boolean {
+  return st.config.sources === undefined || st.config.sources.some((c) => cidrContains(c, source));
+}
+
+const same = (a: Service, b: Service) => a.proto === b.proto && a.port === b.port;
+
+function portsAllowed(msg: FwknopMessage, st: FwknopStanzaConfig): boolean {
+  return msg.access.length > 0
+    && msg.access.every((a) => st.openPorts.some((o) => same(o, a)))
+    && !msg.access.some((a) => st.restrictPorts.some((r) => same(r, a)));
+}
+
+/** fwknop caps a client timeout at MAX_FW_TIMEOUT instead of refusing it. */
+function durationOf(msg: FwknopMessage, st: FwknopStanzaConfig): number {
+  return msg.clientTimeoutS !== undefined && msg.clientTimeoutS > 0 ? Math.min(msg.clientTimeoutS, st.maxFwTimeoutS) : st.fwAccessTimeoutS;
+}
+
+function natPlan(msg: FwknopMessage, st: FwknopStanzaConfig, who: { family: 4 | 6; address: string }, durationS: number): GrantPlan | DropReason {
+  const access = msg.access[0];
+  const nat = msg.nat;
+  if (!access || !nat || msg.access.length !== 1) return 'denied_forward';
+  const fwd = st.forwards.find((f) => f.target.address === nat.host && f.target.port === nat.port
+    && f.proto === access.proto && f.externalPort === access.port);
+  if (!fwd || (fwd.target.address.includes(':') ? 6 : 4) !== who.family) return 'denied_forward';
+  return { ...who, services: [access], durationS, forward: fwd.target };
+}
+
+/** Policy for an authenticated, fresh fwknop message (access.conf semantics). */
+export function fwknopPolicy(msg: FwknopMessage, st: FwknopStanzaConfig, source: string): GrantPlan | DropReason {
+  if (st.requireUsername !== undefined && msg.username !== st.requireUsername) return 'denied_username';
+  // 0.0.0.0 = the packet's source (client -s); REQUIRE_SOURCE_ADDRESS refuses it. An
+  // explicit allow IP need not be the source: fwknop allows relayed SPA by design.
+  if (msg.allowIp === '0.0.0.0' && st.requireSourceAddress) return 'denied_address';
+  const address = msg.allowIp === '0.0.0.0' ? source : msg.allowIp;
+  const who = { family: (address.includes(':') ? 6 : 4) as 4 | 6, address };
+  const durationS = durationOf(msg, st);
+  if (msg.type === 2 || msg.type === 4) return natPlan(msg, st, who, durationS);
+  if (msg.type !== 1 && msg.type !== 3) return 'denied_type';
+  if (!portsAllowed(msg, st)) return 'denied_service';
+  return { ...who, services: msg.access, durationS };
+}
+
+/** Codec refusals after a passed HMAC, in the daemon's words (the rest: bad_payload). */
+const POST_HMAC_REASON: Partial<Record<string, DropReason>> = {
+  command_refused: 'fwknop_command',
+  unsupported_proto: 'denied_service',
+};
+
+function wireTag(payload: Buffer): Buffer {
+  // fwknopd's replay key is SHA-256 of the whole wire string (ref/fwknop.md section 10).
+  return createHash('sha256').update(payload).digest().subarray(0, 16);
+}
+
+export function decideFwknop(payload: Buffer, source: string, ctx: FwknopContext): SpaDecision {
+  const pre = precheckFwknop(payload);
+  if (!pre.ok) return drop('fwknop_malformed');
+  const candidates = ctx.stanzas.filter((st) => sourceMatches(st, source));
+  if (candidates.length === 0) return drop('fwknop_no_stanza');
+  const tag = wireTag(payload);
+  if (candidates.some((st) => ctx.replay.peek(st.replayId, tag))) return drop('replay');
+  for (const st of candidates) {
+    const msg = decodeFwknop(payload, st.key);
+    if (!msg.ok && msg.reason === 'bad_hmac') continue;
+    if (!msg.ok) return drop(POST_HMAC_REASON[msg.reason] ?? 'bad_payload', st.config.name);
+    return admit(msg.value, st, tag, source, ctx);
+  }
+  return drop('bad_auth');
+}
+
+function admit(msg: FwknopMessage, st: FwknopStanza, tag: Buffer, source: string, ctx: FwknopContext): SpaDecision {
+  const name = st.config.name;
+  const tsMs = msg.timestampS * 1000;
+  const fresh = ctx.replay.check(st.replayId, tag, tsMs, ctx.nowMs, ctx.clockTrusted);
+  if (fresh !== 'fresh') return drop(fresh, name);
+  ctx.replay.commit(st.replayId, tag, tsMs, ctx.nowMs, ctx.clockTrusted);
+  const accepted: AcceptedPacket = { keyId: st.replayId, tag: tag.subarray(0, TRUNCATED_TAG_SIZE).toString('hex'), tsMs };
+  const plan = fwknopPolicy(msg, st.config, source);
+  if (typeof plan === 'string') return drop(plan, name, accepted);
+  return { kind: 'fwknop', stanza: st.config, plan, accepted };
+}

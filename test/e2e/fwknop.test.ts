@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+// fwknop compatibility end to end: Debian's real `fwknop` client (fwknop-client 2.6.10)
+// opens postern's guarded port in the lab, and each refusal has its reason. Needs root
+// and the fwknop client; CI installs both.
+
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { labSkipReason, type LabHost } from '../lab/lab.ts';
+import { probeArgv, tcpConnect } from '../lab/net-probe.ts';
+import { BACKENDS, SERVICE_PORT, bundleSkipReason, createWorld, eventually, type Backend, type World } from './harness.ts';
+
+const FWKNOP = ['/usr/bin/fwknop', '/usr/local/bin/fwknop'].find((p) => existsSync(p));
+const skip = labSkipReason() ?? bundleSkipReason() ?? (FWKNOP ? undefined : 'needs the fwknop client (apt-get install fwknop-client)');
+const FWKNOP_PORT = 62201;
+
+interface Keys { readonly key: string; readonly hmac: string }
+
+function stanza(keys: Keys, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'laptop', key_base64: keys.key, hmac_key_base64: keys.hmac,
+    open_ports: [`tcp/${SERVICE_PORT}`], fw_access_timeout_s: 30, ...extra,
+  };
+}
+
+async function withFwknop(t: TestContext, backend: Backend, stanzas: Record<string, unknown>[], fn: (w: World) => Promise<void>): Promise<void> {
+  const w = await createWorld({ backend, config: { fwknop: { port: FWKNOP_PORT, stanzas } } });
+  t.after(() => w.close());
+  await w.startDaemon();
+  await fn(w);
+}
+
+/** Run the real client inside `host`; HOME is a fresh directory so no rc file interferes. */
+async function fwknop(w: World, host: LabHost, keys: Keys, args: readonly string[]): Promise<void> {
+  const argv = [FWKNOP ?? 'fwknop', '--no-rc-file', '-D', w.lab.router.ip4, '-p', String(FWKNOP_PORT), '--use-hmac',
+    '--key-base64-rijndael', keys.key, '--key-base64-hmac', keys.hmac, ...args];
+  const r = await w.lab.exec(host, argv, { env: { ...process.env, HOME: w.dir }, timeoutMs: 15_000 });
+  assert.equal(r.code, 0, `fwknop failed: ${r.stderr}${r.stdout}`);
+}
+
+const newKeys = (): Keys => ({ key: randomBytes(32).toString('base64'), hmac: randomBytes(64).toString('base64') });
+
+for (const backend of BACKENDS) {
+  test(`[${backend}] the real fwknop client opens the guarded port; the attacker stays out`, { skip }, async (t) => {
+    const keys = newKeys();
+    await withFwknop(t, backend, [stanza(keys, { max_fw_timeout_s: 120 })], async (w) => {
+      const { lab } = w;
+      assert.equal((await tcpConnect(lab, lab.client, lab.router.ip4, SERVICE_PORT, 500)).result, 'timeout');
+      await fwknop(w, lab.client, keys, ['-A', `tcp/${SERVICE_PORT}`, '-a', lab.client.ip4, '-f', '60']);
+      await eventually(async () => (await tcpConnect(lab, lab.client, lab.router.ip4, SERVICE_PORT, 300)).result === 'connected', 3000, 'fwknop grant');
+      assert.match(w.daemon.output(), /msg="grant opened" key=fwknop:laptop format=fwknop .*duration_s=60/);
+      assert.equal((await tcpConnect(lab, lab.attacker, lab.router.ip4, SERVICE_PORT, 500)).result, 'timeout');
+    });
+  });
+}
+
+test('fwknop variants: -s (source address), SHA-512 HMAC with -m sha512, -U username', { skip }, async (t) => {
+  const a = newKeys();
+  const b = newKeys();
+  await withFwknop(t, 'nft', [
+    stanza(a),
+    stanza(b, { name: 'sha512', hmac_digest_type: 'sha512', require_username: 'tech' }),
+  ], async (w) => {
+    const { lab } = w;
+    await fwknop(w, lab.client, a, ['-A', `tcp/${SERVICE_PORT}`, '-s']);
+    await w.daemon.waitForOutput(/msg="grant opened" key=fwknop:laptop .*address=198\.18\.0\.2/, 3000);
+    await fwknop(w, lab.attacker, b, ['-A', `tcp/${SERVICE_PORT}`, '-a', lab.attacker.ip4, '--hmac-digest-type', 'sha512', '-m', 'sha512', '-U', 'tech']);
+    await w.daemon.waitForOutput(/msg="grant opened" key=fwknop:sha512 .*address=198\.18\.0\.3/, 3000);
+    await fwknop(w, lab.attacker, b, ['-A', `tcp/${SERVICE_PORT}`, '-a', lab.attacker.ip4, '--hmac-digest-type', 'sha512', '-U', 'mallory']);
+    await w.daemon.waitForOutput(/reason=denied_username/, 3000);
+  });
+});
+
+test('fwknop refusals: replay, re-added Salted__ prefix, bad HMAC, too old, port outside open_ports, command', { skip }, async (t) => {
+  const keys = newKeys();
+  await withFwknop(t, 'nft', [stanza(keys, { require_source_address: true })], async (w) => {
+    const { lab } = w;
+    const saved = join(w.dir, 'spa.pkt');
+    await fwknop(w, lab.client, keys, ['-A', `tcp/${SERVICE_PORT}`, '-a', lab.client.ip4, '-B', saved]);
+    await w.daemon.waitForOutput(/msg="grant opened"/, 3000);
+    const wire = readFileSync(saved, 'utf8').trim();
+    const send = (text: string, from: LabHost = lab.attacker) =>
+      lab.exec(from, probeArgv(['udp-send', lab.router.ip4, FWKNOP_PORT, Buffer.from(text).toString('hex')]));
+    await send(wire);
+    await w.daemon.waitForOutput(/reason=replay source=198\.18\.0\.3/, 3000);
+    await send(`U2FsdGVkX1${wire}`);
+    await w.daemon.waitForOutput(/reason=fwknop_malformed source=198\.18\.0\.3/, 3000);
+    await fwknop(w, lab.client, { key: keys.key, hmac: newKeys().hmac }, ['-A', `tcp/${SERVICE_PORT}`, '-a', lab.client.ip4]);
+    await w.daemon.waitForOutput(/reason=bad_auth source=198\.18\.0\.2/, 3000);
+    await fwknop(w, lab.client, keys, ['-A', `tcp/${SERVICE_PORT}`, '-a', lab.client.ip4, '--time-offset-minus', '10m']);
+    await w.daemon.waitForOutput(/reason=stale source=198\.18\.0\.2 key=fwknop|reason=stale source=198\.18\.0\.2 key=laptop/, 3000);
+    await fwknop(w, lab.client, keys, ['-A', 'tcp/443', '-a', lab.client.ip4]);
+    await w.daemon.waitForOutput(/reason=denied_service source=198\.18\.0\.2/, 3000);
+    await fwknop(w, lab.client, keys, ['-A', `tcp/${SERVICE_PORT}`, '-s']);
+    await w.daemon.waitForOutput(/reason=denied_address source=198\.18\.0\.2/, 3000);
+    await fwknop(w, lab.client, keys, ['-C', 'id', '-a', lab.client.ip4]);
+    await w.daemon.waitForOutput(/reason=fwknop_command source=198\.18\.0\.2/, 3000);
+    assert.equal((await w.grantRules()).length, 1, 'only the first, valid packet opened anything');
+  });
+});
