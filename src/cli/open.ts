@@ -9,11 +9,14 @@ import type { NatTarget } from '../spa/message.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
 import { buildPacket, resolveHost, sendDatagram, waitForOpen } from './spa-client.ts';
 import { parseServices, resolveTarget, type Target } from './target.ts';
+import { FWKNOP_DEFAULT_PORT, buildFwknopPacket, type FwknopOptions } from './fwknop-client.ts';
 import type { Service } from '../firewall/types.ts';
 
 const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file FILE | --profile NAME)
                     [--allow-ip auto|ADDR] [--duration S] [--port N] [--wait] [--timeout S]
                     [--forward HOST:PORT] [--close] [--save-packet FILE] [--json]
+                    [--fwknop (--fwknop-key B64 --fwknop-hmac-key B64 | --fwknop-key-file F)
+                     [--fwknop-hmac-type T]]
 
   Sends one Single Packet Authorization packet to HOST, asking it to open SERVICEs
   (tcp/22, udp/53, or a bare port meaning tcp) for this machine's address. With no
@@ -34,6 +37,10 @@ const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file F
   --close           ask the device to close this key's grants for this address now
   --save-packet F   also write the packet sent, as hex, to F (debugging; it can only be
                     replayed, and the device refuses replays)
+  --fwknop          send an fwknop 3.0.0 packet instead (to fwknopd or postern's fwknop
+                    port; default port 62201), with --fwknop-key B64 --fwknop-hmac-key B64
+                    [--fwknop-hmac-type sha256] or --fwknop-key-file FILE (KEY_BASE64 and
+                    HMAC_KEY_BASE64 lines); --allow-ip auto sends 0.0.0.0 (fwknop -s)
   --json            print the result as JSON`;
 
 const OPTIONS = {
@@ -41,10 +48,12 @@ const OPTIONS = {
   'allow-ip': { type: 'string' }, duration: { type: 'string' }, port: { type: 'string' },
   wait: { type: 'boolean' }, timeout: { type: 'string' }, close: { type: 'boolean' }, json: { type: 'boolean' },
   'save-packet': { type: 'string' }, forward: { type: 'string' },
+  fwknop: { type: 'boolean' }, 'fwknop-key': { type: 'string' }, 'fwknop-hmac-key': { type: 'string' },
+  'fwknop-hmac-type': { type: 'string' }, 'fwknop-key-file': { type: 'string' },
 } as const;
 
 export interface SentPacket {
-  readonly target: Target;
+  readonly target: Destination;
   readonly address: string;
   readonly family: 4 | 6;
   readonly services: readonly Service[];
@@ -67,8 +76,15 @@ function forwardTarget(value: string | undefined, close: boolean, services: read
   return t;
 }
 
+/** Where a packet goes; a postern Target adds the credential. */
+export interface Destination {
+  readonly host: string;
+  readonly port: number;
+  readonly profile: Target['profile'];
+}
+
 export interface PreparedOpen {
-  readonly target: Target;
+  readonly target: Destination;
   readonly services: readonly Service[];
   readonly packet: Buffer;
 }
@@ -77,9 +93,10 @@ export interface PreparedOpen {
  *  never follow a packet on the wire). Shared with `postern ssh`. */
 export function prepareOpen(
   host: string | undefined,
-  serviceArgs: readonly string[] | ((t: Target) => readonly string[]),
+  serviceArgs: readonly string[] | ((t: Destination) => readonly string[]),
   values: Record<string, string | boolean | undefined>,
 ): PreparedOpen {
+  if (values['fwknop']) return prepareFwknop(host, serviceArgs, values);
   const target = resolveTarget(host, values as Parameters<typeof resolveTarget>[1]);
   const wanted = typeof serviceArgs === 'function' ? serviceArgs(target) : serviceArgs;
   const services = parseServices(wanted.length > 0 ? wanted : target.profile?.services ?? []);
@@ -89,6 +106,26 @@ export function prepareOpen(
     credential: target.credential, type: nat ? 'forward' : values['close'] ? 'close' : 'open', services, durationS,
     allowAddress: allowAddress(values['allow-ip'] as string | undefined), nowMs: systemClock.wallMs(), nat,
   });
+  return { target, services, packet };
+}
+
+/** fwknop mode: no postern credential; the keys are fwknop's. */
+function prepareFwknop(
+  host: string | undefined,
+  serviceArgs: readonly string[] | ((t: Destination) => readonly string[]),
+  values: Record<string, string | boolean | undefined>,
+): PreparedOpen {
+  if (!host) throw new UsageError('which host?');
+  if (values['close']) throw new UsageError('fwknop has no close message');
+  const port = intOption(values['port'] as string | undefined, 'port', 1, 65535) ?? FWKNOP_DEFAULT_PORT;
+  const target: Destination = { host, port, profile: undefined };
+  const wanted = typeof serviceArgs === 'function' ? serviceArgs(target) : serviceArgs;
+  const services = parseServices(wanted);
+  const packet = buildFwknopPacket({
+    services, allowIp: allowAddress(values['allow-ip'] as string | undefined),
+    durationS: intOption(values['duration'] as string | undefined, 'duration', 1, 86400) ?? 0,
+    nat: forwardTarget(values['forward'] as string | undefined, false, services), nowMs: systemClock.wallMs(),
+  }, values as FwknopOptions);
   return { target, services, packet };
 }
 
