@@ -6,6 +6,7 @@ import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, errOut, out, parseCommandAr
 import { configCommand } from './cli/config-check.ts';
 import { daemonCommand } from './cli/daemon.ts';
 import { doctorCommand } from './cli/doctor.ts';
+import { importCommand } from './cli/import.ts';
 import { keygenCommand } from './cli/keygen.ts';
 import { openCommand } from './cli/open.ts';
 import { profileCommand } from './cli/profile.ts';
@@ -24,7 +25,7 @@ const versionCommand: Command = {
 };
 
 export const COMMANDS: readonly Command[] = [
-  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, doctorCommand, versionCommand,
+  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand, versionCommand,
 ];
 
 function help(): string {

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { FwknopStanzaConfig } from '../config/fwknop.ts';
 import type { Service } from '../firewall/types.ts';
-import { decodeFwknop, precheckFwknop, type FwknopKey, type FwknopMessage } from '../fwknop/codec.ts';
+import { decodePrechecked, precheckFwknop, type FwknopKey, type FwknopMessage } from '../fwknop/codec.ts';
 import type { GrantPlan } from '../policy/decide.ts';
 import type { ReplayGuard } from '../spa/replay.ts';
 import { TRUNCATED_TAG_SIZE } from '../spa/replay-ring.ts';
@@ -106,13 +106,15 @@ export function decideFwknop(payload: Buffer, source: string, ctx: FwknopContext
   if (candidates.length === 0) return drop('fwknop_no_stanza');
   const tag = wireTag(payload);
   if (candidates.some((st) => ctx.replay.peek(st.replayId, tag))) return drop('replay');
+  let refused: SpaDecision | undefined;
   for (const st of candidates) {
-    const msg = decodeFwknop(payload, st.key);
-    if (!msg.ok && msg.reason === 'bad_hmac') continue;
-    if (!msg.ok) return drop(POST_HMAC_REASON[msg.reason] ?? 'bad_payload', st.config.name);
-    return admit(msg.value, st, tag, source, ctx);
+    const msg = decodePrechecked(pre.value, st.key);
+    if (msg.ok) return admit(msg.value, st, tag, source, ctx);
+    // Like fwknopd, a stanza whose HMAC passes but whose passphrase does not decrypt the
+    // packet hands it on to the next stanza; the first such refusal is reported.
+    if (msg.reason !== 'bad_hmac') refused ??= drop(POST_HMAC_REASON[msg.reason] ?? 'bad_payload', st.config.name);
   }
-  return drop('bad_auth');
+  return refused ?? drop('bad_auth');
 }
 
 function admit(msg: FwknopMessage, st: FwknopStanza, tag: Buffer, source: string, ctx: FwknopContext): SpaDecision {
