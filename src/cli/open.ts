@@ -11,10 +11,11 @@ import { buildPacket, resolveHost, sendDatagram, waitForOpen } from './spa-clien
 import { parseServices, resolveTarget, type Target } from './target.ts';
 import { FWKNOP_DEFAULT_PORT, buildFwknopPacket, type FwknopOptions } from './fwknop-client.ts';
 import type { Service } from '../firewall/types.ts';
+import { sendIcmpEcho } from './icmp-send.ts';
 
 const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file FILE | --profile NAME)
                     [--allow-ip auto|ADDR] [--duration S] [--port N] [--wait] [--timeout S]
-                    [--forward HOST:PORT] [--close] [--save-packet FILE] [--json]
+                    [--forward HOST:PORT] [--close] [--save-packet FILE] [--icmp] [--json]
                     [--fwknop (--fwknop-key B64 --fwknop-hmac-key B64 | --fwknop-key-file F)
                      [--fwknop-hmac-type T]]
 
@@ -41,13 +42,15 @@ const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file F
                     port; default port 62201), with --fwknop-key B64 --fwknop-hmac-key B64
                     [--fwknop-hmac-type sha256] or --fwknop-key-file FILE (KEY_BASE64 and
                     HMAC_KEY_BASE64 lines); --allow-ip auto sends 0.0.0.0 (fwknop -s)
+  --icmp            carry the packet in an ICMP/ICMPv6 echo request instead of UDP (the
+                    device needs spa.icmp; sending needs root or CAP_NET_RAW)
   --json            print the result as JSON`;
 
 const OPTIONS = {
   key: { type: 'string' }, 'key-file': { type: 'string' }, profile: { type: 'string' },
   'allow-ip': { type: 'string' }, duration: { type: 'string' }, port: { type: 'string' },
   wait: { type: 'boolean' }, timeout: { type: 'string' }, close: { type: 'boolean' }, json: { type: 'boolean' },
-  'save-packet': { type: 'string' }, forward: { type: 'string' },
+  'save-packet': { type: 'string' }, forward: { type: 'string' }, icmp: { type: 'boolean' },
   fwknop: { type: 'boolean' }, 'fwknop-key': { type: 'string' }, 'fwknop-hmac-key': { type: 'string' },
   'fwknop-hmac-type': { type: 'string' }, 'fwknop-key-file': { type: 'string' },
 } as const;
@@ -129,9 +132,10 @@ function prepareFwknop(
   return { target, services, packet };
 }
 
-export async function sendOpen(prep: PreparedOpen, savePath?: string): Promise<SentPacket> {
+export async function sendOpen(prep: PreparedOpen, savePath?: string, icmp = false): Promise<SentPacket> {
   const { address, family } = await resolveHost(prep.target.host);
-  await sendDatagram(prep.packet, address, family, prep.target.port);
+  if (icmp) await sendIcmpEcho(prep.packet, address, family);
+  else await sendDatagram(prep.packet, address, family, prep.target.port);
   if (savePath !== undefined) {
     writeFileSync(savePath, prep.packet.toString('hex') + '\n', { mode: 0o600 });
     chmodSync(savePath, 0o600);
@@ -155,11 +159,12 @@ async function run(args: string[]): Promise<number> {
   const prep = prepareOpen(host, serviceArgs, values);
   const probe = values.wait && !values.close ? probeFor(prep) : undefined;
   if (values.wait && !values.close && !probe) throw new UsageError('--wait needs a tcp SERVICE to probe');
-  const sent = await sendOpen(prep, values['save-packet']);
-  const report: Record<string, unknown> = { sent: true, host: sent.address, spa_port: sent.target.port, bytes: sent.bytes };
+  const icmp = values.icmp === true;
+  const sent = await sendOpen(prep, values['save-packet'], icmp);
+  const report: Record<string, unknown> = { sent: true, host: sent.address, spa_port: sent.target.port, bytes: sent.bytes, ...(icmp && { transport: 'icmp' }) };
   let code = EXIT_OK;
   if (probe) {
-    const resend = () => sendOpen(prepareOpen(host, serviceArgs, values));
+    const resend = () => sendOpen(prepareOpen(host, serviceArgs, values), undefined, icmp);
     const ms = await waitForOpen(sent.address, probe.port, timeoutS * 1000, resend);
     Object.assign(report, { probe: `tcp/${probe.port}`, open: ms !== undefined, ms });
     if (ms === undefined) code = EXIT_FAIL;
@@ -170,7 +175,8 @@ async function run(args: string[]): Promise<number> {
 }
 
 function printHuman(r: Record<string, unknown>, close: boolean): void {
-  out(`sent ${close ? 'close' : 'open'} request to ${String(r['host'])} udp/${String(r['spa_port'])} (${String(r['bytes'])} bytes)`);
+  const via = r['transport'] === 'icmp' ? 'in an ICMP echo request' : `udp/${String(r['spa_port'])}`;
+  out(`sent ${close ? 'close' : 'open'} request to ${String(r['host'])} ${via} (${String(r['bytes'])} bytes)`);
   if (r['probe'] === undefined) return;
   if (r['open']) out(`${String(r['probe'])} is open (after ${String(r['ms'])} ms)`);
   else errOut(`${String(r['probe'])} did not open before the timeout: the device refused the packet or cannot be reached (the device's log says why)`);

@@ -39,6 +39,7 @@ export const SpaSchema = Type.Object({
   clock: Type.Union([Type.Literal('auto'), Type.Literal('trusted'), Type.Literal('untrusted')], { default: 'auto' }),
   replay_ring: Type.Integer({ minimum: 16, maximum: 1_048_576, default: 4096 }),
   ipv6: Type.Boolean({ default: true }),
+  icmp: Type.Boolean({ default: false, description: 'also accept SPA carried in ICMP/ICMPv6 echo messages (opt-in)' }),
 }, { additionalProperties: false, default: {} });
 
 export const FirewallSchema = Type.Object({

@@ -11,7 +11,8 @@ import { FailureAggregator } from '../log/aggregate.ts';
 import type { Clock, Cancel } from '../platform/clock.ts';
 import { clockTrusted } from '../platform/clock-sync.ts';
 import { decideSpa, type SpaDecision } from '../pipeline/spa.ts';
-import { Counters } from '../pipeline/reasons.ts';
+import { Counters, type DropReason } from '../pipeline/reasons.ts';
+import { MAX_PACKET, MIN_PACKET } from '../spa/constants.ts';
 import { buildKeyTable, prepareKey, type KeyTable } from '../spa/packet.ts';
 import { keyIdHex } from '../spa/credential.ts';
 import type { KeyConfig } from '../config/load.ts';
@@ -72,6 +73,9 @@ export function guardSpec(config: Config): GuardSpec {
     forwarding: external.length > 0,
   };
 }
+
+/** Refusals that, over ICMP, mean "an ordinary ping", not "a bad SPA packet". */
+const NOT_OURS_OVER_ICMP: ReadonlySet<DropReason> = new Set(['too_short', 'too_long', 'unknown_key', 'fwknop_malformed']);
 
 export class Daemon {
   readonly #deps: DaemonDeps;
@@ -177,26 +181,50 @@ export class Daemon {
 
   #onFrame(frame: Frame): void {
     const active = this.#active;
-    if (!active || !this.#replay || !this.#fwknopReplay || frame.proto !== 'udp') {
+    if (!active || !this.#replay || !this.#fwknopReplay || (frame.proto !== 'udp' && frame.proto !== 'icmp')) {
       this.counters.ignored++;
       return;
     }
-    const nowMs = this.#deps.clock.wallMs();
-    const clockTrusted = this.#clockTrusted();
-    if (frame.dstPort === active.config.raw.spa.port) {
-      const d = decideSpa(frame.payload, frame.src, {
-        keys: active.keys, keyConfigs: active.keyConfigs, replay: this.#replay.guard,
-        windowMs: active.config.raw.spa.window_s * 1000, nowMs, clockTrusted,
-      });
-      if (d.accepted) this.#replay.persist(d.accepted);
-      this.#act(d, frame.src);
-    } else if (active.fwknop.length > 0 && frame.dstPort === active.config.raw.fwknop.port) {
-      const d = decideFwknop(frame.payload, frame.src, { stanzas: active.fwknop, replay: this.#fwknopReplay.guard, nowMs, clockTrusted });
-      if (d.accepted) this.#fwknopReplay.persist(d.accepted);
-      this.#act(d, frame.src);
-    } else {
+    const domains = { spa: this.#replay, fwknop: this.#fwknopReplay };
+    const d = frame.proto === 'icmp' ? this.#decideIcmp(active, frame, domains)
+      : frame.dstPort === active.config.raw.spa.port ? this.#decideSpa(active, frame, domains.spa)
+        : active.fwknop.length > 0 && frame.dstPort === active.config.raw.fwknop.port ? this.#decideFwknop(active, frame, domains.fwknop) : undefined;
+    // Over ICMP most traffic is ordinary pings: a payload that is not recognisably ours
+    // (no known key id, not fwknop-shaped) is ignored, not refused and logged.
+    if (!d || (frame.proto === 'icmp' && d.kind === 'drop' && NOT_OURS_OVER_ICMP.has(d.reason))) {
       this.counters.ignored++;
+      return;
     }
+    this.#act(d, frame.src);
+  }
+
+  /** An ICMP echo has no port to say which format it carries (DESIGN.md "SPA protocol v1",
+   *  opt-in ICMP transport), and both formats are cheap to reject: native first when the
+   *  length fits (its key id lookup comes before any crypto), else fwknop when stanzas exist. */
+  #decideIcmp(active: Active, frame: Frame, domains: { spa: ReplayDomain; fwknop: ReplayDomain }): SpaDecision | undefined {
+    const n = frame.payload.length;
+    if (n >= MIN_PACKET && n <= MAX_PACKET) {
+      const d = this.#decideSpa(active, frame, domains.spa);
+      if (d.kind !== 'drop' || !NOT_OURS_OVER_ICMP.has(d.reason)) return d;
+    }
+    return active.fwknop.length > 0 ? this.#decideFwknop(active, frame, domains.fwknop) : undefined;
+  }
+
+  #decideSpa(active: Active, frame: Frame, replay: ReplayDomain): SpaDecision {
+    const d = decideSpa(frame.payload, frame.src, {
+      keys: active.keys, keyConfigs: active.keyConfigs, replay: replay.guard,
+      windowMs: active.config.raw.spa.window_s * 1000, nowMs: this.#deps.clock.wallMs(), clockTrusted: this.#clockTrusted(),
+    });
+    if (d.accepted) replay.persist(d.accepted);
+    return d;
+  }
+
+  #decideFwknop(active: Active, frame: Frame, replay: ReplayDomain): SpaDecision {
+    const d = decideFwknop(frame.payload, frame.src, {
+      stanzas: active.fwknop, replay: replay.guard, nowMs: this.#deps.clock.wallMs(), clockTrusted: this.#clockTrusted(),
+    });
+    if (d.accepted) replay.persist(d.accepted);
+    return d;
   }
 
   #act(d: SpaDecision, source: string): void {
@@ -250,7 +278,8 @@ export class Daemon {
     const kept = new Set(config.keys.map((k) => k.credential.keyId));
     for (const k of old?.keys ?? []) if (!kept.has(k.credential.keyId)) this.#replay?.guard.forgetKey(k.credential.keyId);
     await this.#backend?.update(guardSpec(config));
-    if (old && (capturePorts(old).join() !== capturePorts(config).join() || old.raw.spa.ipv6 !== config.raw.spa.ipv6)) {
+    if (old && (capturePorts(old).join() !== capturePorts(config).join() || old.raw.spa.ipv6 !== config.raw.spa.ipv6
+      || old.raw.spa.icmp !== config.raw.spa.icmp)) {
       this.#capture?.stop();
       await this.#startCapture(config);
     }

@@ -11,6 +11,7 @@ import { NftBackend } from '../firewall/nft.ts';
 import type { FirewallBackend } from '../firewall/types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Clock } from '../platform/clock.ts';
+import type { FrameProto } from '../wire/frame.ts';
 import { capturePorts } from './daemon.ts';
 
 export type BackendName = 'nft' | 'iptables' | 'dry-run';
@@ -34,5 +35,7 @@ export function makeBackend(config: Config, name: BackendName, deps: { logger: L
 }
 
 export function makeCapture(config: Config, logger: Logger): PacketSource {
-  return new RawCapture({ ipv6: config.raw.spa.ipv6, protocols: ['udp'], sinkPorts: capturePorts(config), logger });
+  // ICMP is opt-in (spa.icmp): without it no ICMP socket is opened at all.
+  const protocols: FrameProto[] = config.raw.spa.icmp ? ['udp', 'icmp'] : ['udp'];
+  return new RawCapture({ ipv6: config.raw.spa.ipv6, protocols, sinkPorts: capturePorts(config), logger });
 }

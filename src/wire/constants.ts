@@ -88,3 +88,19 @@ export const TCP_ACK = 0x10;
 export const TCP_URG = 0x20;
 export const TCP_ECE = 0x40;
 export const TCP_CWR = 0x80;
+
+// ---- ICMP (RFC 792) and ICMPv6 (RFC 4443) echo ----
+export const IPPROTO_ICMP = 1;
+export const IPPROTO_ICMPV6 = 58;
+/** Type, Code, Checksum, Identifier, Sequence Number: the echo header is 8 bytes in both
+ *  ICMP (RFC 792 "Echo or Echo Reply Message") and ICMPv6 (RFC 4443 §4.1, §4.2). */
+export const ICMP_ECHO_HEADER_LEN = 8;
+export const ICMP_OFF_TYPE = 0;
+export const ICMP_OFF_CODE = 1;
+export const ICMP_OFF_CHECKSUM = 2;
+export const ICMP_OFF_ID = 4;
+export const ICMP_OFF_SEQ = 6;
+export const ICMP_ECHO_REPLY = 0;
+export const ICMP_ECHO_REQUEST = 8;
+export const ICMPV6_ECHO_REQUEST = 128;
+export const ICMPV6_ECHO_REPLY = 129;

@@ -21,6 +21,9 @@
 //                         Five parameters (STYLE.md says ≤ 4): kept because they are exactly
 //                         what one recvfrom yields, and capture/ codes against this signature.
 //   FRAME_REASON_TEXT     reason -> one-line description, exhaustive (principle 5)
+//   decodeIcmpEcho(buf, family, src)
+//                         ICMP echo request/reply (IPv4 packet, or header-less ICMPv6 message
+//                         + recvfrom source); ICMP_REASON_TEXT is its reason map
 //
 // Checks run in header order, cheapest first (size, version, header length, IP length,
 // fragment, protocol, transport header, and for decodeTransport the address text last), so a
@@ -50,13 +53,15 @@ import {
   IPV4_OFF_TOTAL_LENGTH, IPV4_OFF_VERSION_IHL, IPV4_VERSION, IPV6_EXT_LEN_UNIT, IPV6_EXT_MIN_LEN,
   IPV6_EXT_OFF_HDR_EXT_LEN, IPV6_EXT_OFF_NEXT_HEADER, IPV6_HEADER_LEN, IPV6_MAX_EXT_HEADERS,
   IPV6_OFF_DST, IPV6_OFF_NEXT_HEADER, IPV6_OFF_PAYLOAD_LENGTH, IPV6_OFF_SRC, IPV6_OFF_VERSION,
-  IPV6_VERSION, TCP_DATA_OFFSET_SHIFT, TCP_DATA_OFFSET_UNIT, TCP_MIN_HEADER_LEN, TCP_OFF_DATA_OFFSET,
+  IPV6_VERSION, ICMP_ECHO_HEADER_LEN, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_OFF_CODE, ICMP_OFF_ID,
+  ICMP_OFF_SEQ, ICMP_OFF_TYPE, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, IPPROTO_ICMP, TCP_DATA_OFFSET_SHIFT, TCP_DATA_OFFSET_UNIT, TCP_MIN_HEADER_LEN, TCP_OFF_DATA_OFFSET,
   TCP_OFF_DST_PORT, TCP_OFF_FLAGS, TCP_OFF_SRC_PORT, UDP_HEADER_LEN, UDP_OFF_DST_PORT,
   UDP_OFF_LENGTH, UDP_OFF_SRC_PORT,
 } from './constants.ts';
 import { fail, ok, type Decoded } from './result.ts';
 
-export type FrameProto = 'udp' | 'tcp';
+/** 'icmp' frames (ICMP or ICMPv6 echo, built by capture/ from decodeIcmpEcho) have ports 0. */
+export type FrameProto = 'udp' | 'tcp' | 'icmp';
 
 export interface Frame {
   readonly family: 4 | 6;
@@ -107,6 +112,19 @@ export function decodeFrame(buf: Buffer): FrameResult {
 }
 
 export function decodeIPv4(buf: Buffer): FrameResult {
+  const ip = decodeIPv4Header(buf);
+  if (!ip.ok) return ip;
+  const seg = decodeSegment(ip.value.proto, ip.value.body);
+  if (!seg.ok) return seg;
+  return ok(toFrame(IPV4_VERSION, formatIPv4(buf, IPV4_OFF_SRC), formatIPv4(buf, IPV4_OFF_DST), seg.value));
+}
+
+/** Refusals of the IPv4 header itself, shared by the UDP/TCP and the ICMP decoders. */
+type IPv4Reason = 'truncated' | 'bad_version' | 'bad_ihl' | 'bad_length' | 'fragment';
+
+/** Check an IPv4 header (RFC 791 §3.1) and return its protocol number and the bytes it
+ *  carries (bounded by Total Length, so link padding is cut off). */
+function decodeIPv4Header(buf: Buffer): Decoded<{ proto: number; body: Buffer }, IPv4Reason> {
   if (buf.length < IPV4_MIN_HEADER_LEN) return fail('truncated');
   const first = buf.readUInt8(IPV4_OFF_VERSION_IHL);
   if (first >> IP_VERSION_SHIFT !== IPV4_VERSION) return fail('bad_version');
@@ -118,9 +136,7 @@ export function decodeIPv4(buf: Buffer): FrameResult {
   if (headerLen > totalLen) return fail('bad_ihl');
   const fragField = buf.readUInt16BE(IPV4_OFF_FLAGS_FRAGMENT);
   if ((fragField & IPV4_FLAG_MF) !== 0 || (fragField & IPV4_FRAGMENT_OFFSET_MASK) !== 0) return fail('fragment');
-  const seg = decodeSegment(buf.readUInt8(IPV4_OFF_PROTOCOL), buf.subarray(headerLen, totalLen));
-  if (!seg.ok) return seg;
-  return ok(toFrame(IPV4_VERSION, formatIPv4(buf, IPV4_OFF_SRC), formatIPv4(buf, IPV4_OFF_DST), seg.value));
+  return ok({ proto: buf.readUInt8(IPV4_OFF_PROTOCOL), body: buf.subarray(headerLen, totalLen) });
 }
 
 export function decodeIPv6(buf: Buffer): FrameResult {
@@ -217,4 +233,74 @@ function toFrame(family: 4 | 6, src: string, dst: string, seg: Segment): Frame {
   return {
     family, src, dst, proto: seg.proto, srcPort: seg.srcPort, dstPort: seg.dstPort, tcpFlags: seg.tcpFlags, payload: seg.payload,
   };
+}
+
+// ---- ICMP / ICMPv6 echo (SPA carried in a ping, DESIGN.md "SPA protocol v1", opt-in) ----
+
+export type IcmpEchoKind = 'request' | 'reply';
+
+export interface IcmpEcho {
+  readonly family: 4 | 6;
+  /** Canonical text, as in Frame. */
+  readonly src: string;
+  /** '' for IPv6 (the raw socket gives no header), as in Frame. */
+  readonly dst: string;
+  readonly kind: IcmpEchoKind;
+  readonly id: number;
+  readonly seq: number;
+  /** A view into the input (no copy): the echo data after the 8-byte header. */
+  readonly payload: Buffer;
+}
+
+export const ICMP_REASON_TEXT = {
+  truncated: 'shorter than the fixed header it claims to be',
+  bad_version: 'IP version nibble is not 4',
+  bad_ihl: 'IPv4 header length below 20 bytes or beyond the packet',
+  bad_length: 'IPv4 total length disagrees with the bytes received',
+  fragment: 'IP fragment (never reassembled)',
+  unsupported_proto: 'IPv4 protocol is not ICMP',
+  not_echo: 'ICMP type is not echo request/reply, or the code is not 0',
+  bad_address: 'source address text is not an IPv6 address',
+} as const satisfies Record<string, string>;
+
+export type IcmpReason = keyof typeof ICMP_REASON_TEXT;
+export type IcmpResult = Decoded<IcmpEcho, IcmpReason>;
+
+/**
+ * One echo message as a raw socket delivers it. family 4: `buf` is the whole IPv4 packet
+ * (addresses come from its header; `src` is not used). family 6: `buf` starts at the ICMPv6
+ * header (RFC 3542 §3) and `src` is recvfrom's address text. Echo replies are decoded too:
+ * fwknop's `-P icmp` sends type 0 unless told `--icmp-type 8` (client/config_init.c sets
+ * `spa_icmp_type = ICMP_ECHOREPLY`). The ICMP checksum is not verified, for the reason
+ * given for UDP above (the payload is authenticated end to end).
+ */
+export function decodeIcmpEcho(buf: Buffer, family: 4 | 6, src: string): IcmpResult {
+  if (family === IPV6_VERSION) {
+    const echo = decodeEchoHeader(buf, ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY);
+    if (!echo.ok) return echo;
+    const srcText = canonicalFor(src, IPV6_VERSION);
+    if (srcText === undefined) return fail('bad_address');
+    return ok({ family, src: srcText, dst: '', ...echo.value });
+  }
+  const ip = decodeIPv4Header(buf);
+  if (!ip.ok) return ip;
+  if (ip.value.proto !== IPPROTO_ICMP) return fail('unsupported_proto');
+  const echo = decodeEchoHeader(ip.value.body, ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY);
+  if (!echo.ok) return echo;
+  return ok({ family: IPV4_VERSION, src: formatIPv4(buf, IPV4_OFF_SRC), dst: formatIPv4(buf, IPV4_OFF_DST), ...echo.value });
+}
+
+type EchoPart = Pick<IcmpEcho, 'kind' | 'id' | 'seq' | 'payload'>;
+
+/** RFC 792 / RFC 4443 §4.1-4.2: type, code 0, checksum, identifier, sequence, data. */
+function decodeEchoHeader(msg: Buffer, requestType: number, replyType: number): Decoded<EchoPart, IcmpReason> {
+  if (msg.length < ICMP_ECHO_HEADER_LEN) return fail('truncated');
+  const type = msg.readUInt8(ICMP_OFF_TYPE);
+  if ((type !== requestType && type !== replyType) || msg.readUInt8(ICMP_OFF_CODE) !== 0) return fail('not_echo');
+  return ok({
+    kind: type === requestType ? 'request' : 'reply',
+    id: msg.readUInt16BE(ICMP_OFF_ID),
+    seq: msg.readUInt16BE(ICMP_OFF_SEQ),
+    payload: msg.subarray(ICMP_ECHO_HEADER_LEN),
+  });
 }

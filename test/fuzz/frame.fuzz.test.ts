@@ -156,8 +156,8 @@ function checkResult(input: Buffer, r: FrameResult, whole: boolean, ctx: CheckCo
  * Where the payload must start per the header length fields, for a segment (family 0) or an
  * IPv4 packet; undefined for IPv6, whose extension header chain this test does not re-walk.
  */
-function headersEnd(input: Buffer, proto: 'udp' | 'tcp', family: 0 | 4 | 6): number | undefined {
-  if (family === 6) return undefined;
+function headersEnd(input: Buffer, proto: string, family: 0 | 4 | 6): number | undefined {
+  if (family === 6 || (proto !== 'udp' && proto !== 'tcp')) return undefined; // others fail 'bad frame fields'
   const seg = family === 4 ? (input.readUInt8(0) & 0x0f) * 4 : 0;
   return seg + (proto === 'udp' ? 8 : (input.readUInt8(seg + 12) >> 4) * 4);
 }
