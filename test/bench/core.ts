@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // `core` benchmark: the per-packet costs of the SPA hot path (DESIGN.md "The pipeline",
-// fact 5; STYLE.md principle 3). Prints ns/op with median and spread, the issue's target
-// for this machine next to each row, and "ok"/"MISSED". It prints; it never asserts.
+// fact 5; STYLE.md principle 3), and of the fwknop port's path (fwknop-bench.ts). Prints ns/op
+// with median and spread, the issue's target for this machine next to each SPA row, and
+// "ok"/"MISSED". The fwknop rows carry no target: the issue set none for them. It prints; it
+// never asserts.
 //
 // Method: every row runs a warm-up, then SAMPLES timed batches; a batch's time divided by
 // its size is one sample, and we print the median and the p10/p90 of those samples. Rows
@@ -21,6 +23,7 @@ import { ReplayGuard } from '../../src/spa/replay.ts';
 import { TAG_SIZE } from '../../src/spa/constants.ts';
 import { parseCidr, type Cidr } from '../../src/wire/address.ts';
 import { runCryptoBench, type CryptoBenchRow } from './crypto-bench.ts';
+import { fwknopCoreRows } from './fwknop-bench.ts';
 import { summarize, verdict, type Summary } from './stats.ts';
 
 const SAMPLES = 41;
@@ -180,7 +183,7 @@ function cmacRows(): CoreRow[] {
 export function runCoreBench(): CoreRow[] {
   const f = fixture();
   const nowMs = Date.now();
-  return [...rejectRows(f, nowMs), ...verifyRows(f, nowMs), ringRow(), ...cmacRows()];
+  return [...rejectRows(f, nowMs), ...verifyRows(f, nowMs), ringRow(), ...cmacRows(), ...fwknopCoreRows({ measure, calls }, nowMs)];
 }
 
 function ns(v: number): string {
@@ -197,13 +200,15 @@ export function formatCoreBench(rows: readonly CoreRow[]): string {
   const lines = rows.map((r) =>
     `${r.name.padEnd(46)} ${ns(r.ns.median).padStart(9)} ${ns(r.ns.p10).padStart(9)} ${ns(r.ns.p90).padStart(9)}   ${target(r)}`);
   const byName = new Map(rows.map((r) => [r.name, r.ns.median]));
-  const ours = byName.get('Cmac.mac (64 B)');
-  const theirs = byName.get('node-aes-cmac (64 B)');
-  const ratio = ours !== undefined && theirs !== undefined
-    ? [`node-aes-cmac / Cmac (64 B, medians): ${(theirs / ours).toFixed(1)}x`] : [];
+  const ratio = (label: string, top: string, bottom: string): string[] => {
+    const [a, b] = [byName.get(top), byName.get(bottom)];
+    return a !== undefined && b !== undefined ? [`${label}: ${(a / b).toFixed(1)}x`] : [];
+  };
   return [
     `core: ns per operation (${process.version}, ${process.arch}), median and p10/p90 of ${SAMPLES} timed batches after warm-up`,
-    head, ...lines, ...ratio,
+    head, ...lines,
+    ...ratio('node-aes-cmac / Cmac (64 B, medians)', 'node-aes-cmac (64 B)', 'Cmac.mac (64 B)'),
+    ...ratio('fwknop / SPA, valid packet, whole decision (medians)', 'fwknop valid: decideFwknop (+replay, policy)', 'valid packet: decideSpa (+replay, policy)'),
     'targets are the issue\'s figures for this machine; "MISSED" is reported, not asserted',
   ].join('\n');
 }

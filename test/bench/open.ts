@@ -3,8 +3,12 @@
 // the same trials against fwknopd when it is installed. Prints; never asserts.
 //
 // postern runs once per firewall backend asked for (nft, iptables: the same trials, one
-// fresh lab each, one after the other), fwknopd once; ratios compare the backends with each
-// other and fwknopd with each.
+// fresh lab each, one after the other) with its own SPA packets, then once more per backend
+// with fwknop packets on its fwknop port, then fwknopd once. The fwknop packets come from the
+// real `fwknop` client (-T builds without sending) and the SAME bytes go to postern and to
+// fwknopd (fwknop-bench.ts sharedPackets), so that comparison differs only in the daemon.
+// Ratios compare the backends with each other, fwknop packets with postern's own, and
+// fwknopd with each.
 //
 // Time-to-open = from "SPA datagram sent" to "TCP connect to the guarded port succeeds",
 // both taken inside the client namespace by one probe process (open-probe.ts), so neither
@@ -20,15 +24,16 @@
 // address would not. fwknopd runs with its packaged defaults (pcap capture on eth0), which is
 // how it ships; its packets come from the real `fwknop` client (-T builds without sending).
 
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { IP_BIN, createLab, labSkipReason, type Lab, type LabProcess } from '../lab/lab.ts';
+import { IP_BIN, createLab, labSkipReason, type Lab } from '../lab/lab.ts';
 import { probeArgv } from '../lab/net-probe.ts';
-import { BACKENDS, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sleep, type Backend } from '../e2e/harness.ts';
+import { BACKENDS, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sleep, type Backend, type World } from '../e2e/harness.ts';
 import { FirewallSchema } from '../../src/config/schema.ts';
+import {
+  FWKNOP_SPA_PORT, findBin, fwknopTrials, newFwknopRun, posternStanza, startFwknopd, type FwknopRun,
+} from './fwknop-bench.ts';
 import { OPEN_PROBE_PATH, type OpenPlan, type TrialResult } from './open-probe.ts';
 import { fmt, summarize, verdict, type Summary } from './stats.ts';
 
@@ -37,8 +42,9 @@ const TRIALS = 40;
 const FIRST_SOURCE = 100;
 const IDLE_MS = 1_000;
 const TARGET = { medianMs: 10, p95Ms: 20, rssMb: 55 } as const;
-/** Column width of the daemon names in the report (postern/iptables is the longest). */
-const NAME_WIDTH = 'postern/iptables'.length + 1;
+const FWKNOP_SUFFIX = ' (fwknop packets)';
+/** Column width of the daemon names in the report (the longest name, plus one). */
+const NAME_WIDTH = `postern/iptables${FWKNOP_SUFFIX}`.length + 1;
 const BACKEND_BIN: Readonly<Record<Backend, string>> = { nft: 'nft', iptables: 'iptables' };
 
 type Print = (line: string) => void;
@@ -97,75 +103,37 @@ async function runTrials(lab: Lab, trials: OpenPlan['trials'], spaPort: number):
   return { summary: ms.length === 0 ? undefined : summarize(ms), failures };
 }
 
-// ---- fwknopd (Debian fwknop-server / fwknop-client; /work/shared/ref/fwknop.md) ----
-
-const FWKNOP_SPA_PORT = 62201;
-const FWKNOPD_READY = /Starting fwknopd main event loop/;
-const BIN_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-
-interface FwknopKeys { readonly key: string; readonly hmac: string }
-
-function findBin(name: string): string | undefined {
-  return BIN_DIRS.map((d) => join(d, name)).find((p) => existsSync(p));
-}
-
-/** fwknopd.conf: packaged defaults (pcap on eth0) with every file under `dir`. access.conf:
- *  one stanza, HMAC on, tcp/22 only, rules live 60 s (longer than the whole run). */
-function writeFwknopConfig(dir: string, ifname: string, keys: FwknopKeys): void {
-  writeFileSync(join(dir, 'fwknopd.conf'), `PCAP_INTF ${ifname};\nFWKNOP_RUN_DIR ${dir};\n`, { mode: 0o600 });
-  writeFileSync(join(dir, 'access.conf'), [
-    'SOURCE ANY', `KEY_BASE64 ${keys.key}`, `HMAC_KEY_BASE64 ${keys.hmac}`,
-    `OPEN_PORTS tcp/${SERVICE_PORT}`, 'FW_ACCESS_TIMEOUT 60', '',
-  ].join('\n'), { mode: 0o600 });
-}
-
-/** The guard fwknopd expects to sit behind (it inserts its own jump at INPUT position 1). */
-async function startFwknopd(lab: Lab, dir: string, keys: FwknopKeys): Promise<LabProcess> {
-  writeFwknopConfig(dir, lab.router.ifname, keys);
-  const drop = await lab.exec(lab.router, [findBin('iptables') ?? 'iptables', '-w', '-A', 'INPUT', '-p', 'tcp', '--dport', String(SERVICE_PORT), '-j', 'DROP']);
-  if (drop.code !== 0) throw new Error(`open bench: iptables DROP rule: ${drop.stderr}`);
-  const p = lab.spawn(lab.router, [
-    findBin('fwknopd') ?? 'fwknopd', '-f', '-c', join(dir, 'fwknopd.conf'), '-a', join(dir, 'access.conf'),
-    '-i', lab.router.ifname, '-p', join(dir, 'fwknopd.pid'), '-d', join(dir, 'digest.cache'), '-r', dir,
-  ]);
-  await p.waitForOutput(FWKNOPD_READY, 10_000);
-  return p;
-}
-
-function execText(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { env, timeout: 10_000, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${file} failed: ${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
-
-/** One packet per source from the real client: -T builds without sending, -B saves the wire
- *  string (ref/fwknop.md section 9). HOME points at `dir` so no rc file lands in a real home. */
-async function fwknopPackets(lab: Lab, dir: string, keys: FwknopKeys, addrs: readonly string[]): Promise<string[]> {
-  const env = { ...process.env, HOME: dir };
-  const packets: string[] = [];
-  for (const [i, source] of addrs.entries()) {
-    const file = join(dir, `spa-${i}.txt`);
-    await execText(findBin('fwknop') ?? 'fwknop', [
-      '--no-rc-file', '--no-save-args', '-T', '-A', `tcp/${SERVICE_PORT}`, '-a', source, '-D', lab.router.ip4,
-      '--key-base64-rijndael', keys.key, '--key-base64-hmac', keys.hmac, '--use-hmac', '-B', file,
-    ], env);
-    packets.push(readFileSync(file, 'ascii').trim());
-  }
-  return packets;
-}
-
 /** The daemon's own reconcile interval: the harness's 1 s is a test setting, and a reconcile
  *  (a listing and a plan) landing inside a trial would be counted in that trial. */
 const RECONCILE_INTERVAL_S = FirewallSchema.properties.reconcile_interval_s.default as number;
 
-async function benchPostern(backend: Backend): Promise<OpenFigures> {
-  // The daemon's defaults except the backend.
+/** What a postern run sends: its own SPA packets (native), or fwknop packets to its fwknop port. */
+interface PacketFormat {
+  readonly native: boolean;
+  /** config beside the firewall section (the fwknop stanza) */
+  readonly config: Record<string, unknown>;
+  readonly spaPort: number;
+  trials(world: World, addrs: readonly string[]): Promise<OpenPlan['trials']>;
+}
+
+const NATIVE: PacketFormat = {
+  native: true, config: {}, spaPort: SPA_PORT,
+  trials: async (world, addrs) => addrs.map((source) => ({ source, packetHex: world.packet().toString('hex') })),
+};
+
+function fwknopFormat(print: Print, run: FwknopRun): PacketFormat {
+  return {
+    native: false, spaPort: FWKNOP_SPA_PORT,
+    config: { fwknop: { port: FWKNOP_SPA_PORT, stanzas: [posternStanza(run.keys, run.port)] } },
+    trials: (world, addrs) => fwknopTrials(print, run, world.lab, addrs),
+  };
+}
+
+async function benchPostern(backend: Backend, format: PacketFormat): Promise<OpenFigures> {
+  // The daemon's defaults except the backend (and the fwknop stanza, for fwknop packets).
   const world = await createWorld({
-    backend, tag: `bench${backend === 'nft' ? 'nft' : 'ipt'}`,
-    config: { firewall: { backend, reconcile_interval_s: RECONCILE_INTERVAL_S } },
+    backend, tag: `bench${backend === 'nft' ? 'nft' : 'ipt'}${format.native ? '' : 'f'}`,
+    config: { ...format.config, firewall: { backend, reconcile_interval_s: RECONCILE_INTERVAL_S } },
   });
   try {
     // A bare Node beside it, for scale: how much of the RSS is the runtime itself.
@@ -177,28 +145,25 @@ async function benchPostern(backend: Backend): Promise<OpenFigures> {
     bare.kill();
     const addrs = sources();
     await addSources(world.lab, addrs);
-    const trials = addrs.map((source) => ({ source, packetHex: world.packet().toString('hex') }));
-    return { ...(await runTrials(world.lab, trials, SPA_PORT)), rss, ...(bareRss && { bareRss }) };
+    const trials = await format.trials(world, addrs);
+    return { ...(await runTrials(world.lab, trials, format.spaPort)), rss, ...(bareRss && { bareRss }) };
   } finally {
     await world.close();
   }
 }
 
-async function benchFwknopd(): Promise<OpenFigures> {
+async function benchFwknopd(print: Print, run: FwknopRun): Promise<OpenFigures> {
   const lab = await createLab({ tag: 'fwk' });
-  const dir = mkdtempSync(join(tmpdir(), 'postern-bench-fwknop-'));
+  const dir = mkdtempSync(join(tmpdir(), 'postern-bench-fwknopd-'));
   try {
     const echo = lab.spawn(lab.router, probeArgv(['echo-server', SERVICE_PORT]));
     await echo.waitForOutput(/listening/, 10_000);
-    const keys: FwknopKeys = { key: randomBytes(32).toString('base64'), hmac: randomBytes(64).toString('base64') };
-    const fwknopd = await startFwknopd(lab, dir, keys);
+    const fwknopd = await startFwknopd(lab, dir, run);
     await sleep(IDLE_MS);
     const rss = readRss(fwknopd.pid);
     const addrs = sources();
     await addSources(lab, addrs);
-    const packets = await fwknopPackets(lab, dir, keys, addrs);
-    const trials = addrs.map((source, i) => ({ source, packetHex: Buffer.from(packets[i]!, 'ascii').toString('hex') }));
-    const figures = await runTrials(lab, trials, FWKNOP_SPA_PORT);
+    const figures = await runTrials(lab, await fwknopTrials(print, run, lab, addrs), FWKNOP_SPA_PORT);
     return { ...figures, rss };
   } finally {
     await lab.close();
@@ -236,43 +201,78 @@ export function ratioLine(a: Named, b: Named): string | undefined {
 }
 
 /** Every backend asked for, in order; one that fails is reported and the others still run. */
-async function benchBackends(print: Print, backends: readonly Backend[]): Promise<{ done: Named[]; failed: string[] }> {
+async function benchBackends(print: Print, backends: readonly Backend[], format: PacketFormat): Promise<{ done: Named[]; failed: string[] }> {
   const done: Named[] = [];
   const failed: string[] = [];
   for (const backend of backends) {
-    const name = `postern/${backend}`;
+    const name = `postern/${backend}${format.native ? '' : FWKNOP_SUFFIX}`;
     if (findBin(BACKEND_BIN[backend]) === undefined) {
       print(`${name}: skipped: ${BACKEND_BIN[backend]} is not installed`);
       continue;
     }
     let f: OpenFigures;
     try {
-      f = await benchPostern(backend);
+      f = await benchPostern(backend, format);
     } catch (err) {
       print(`${name}: FAILED: ${err instanceof Error ? err.message : String(err)}`);
       failed.push(name);
       continue;
     }
-    print(timeLine(name, f, true));
+    print(timeLine(name, f, format.native));
     printFailures(print, name, f);
-    print(rssLine(name, f, true));
-    if (f.bareRss) print(`  for scale, a bare idle \`node -e\` on the same Node: ${fmt(f.bareRss.mb)} MB`);
+    print(rssLine(name, f, format.native));
+    if (format.native && f.bareRss) print(`  for scale, a bare idle \`node -e\` on the same Node: ${fmt(f.bareRss.mb)} MB`);
     done.push({ name, f });
   }
   return { done, failed };
 }
 
 /** fwknopd once, whatever the backends: it runs its own iptables rules either way. */
-async function fwknopdPrinted(print: Print): Promise<OpenFigures | undefined> {
-  if (findBin('fwknopd') === undefined || findBin('fwknop') === undefined) {
+async function fwknopdPrinted(print: Print, run: FwknopRun): Promise<OpenFigures | undefined> {
+  if (findBin('fwknopd') === undefined) {
     print('fwknopd not installed: skipped comparison');
     return undefined;
   }
-  const fwk = await benchFwknopd();
+  const fwk = await benchFwknopd(print, run);
   print(timeLine('fwknopd', fwk, false));
   printFailures(print, 'fwknopd', fwk);
   print(rssLine('fwknopd', fwk, false));
   return fwk;
+}
+
+interface FwknopFigures { readonly posterns: readonly Named[]; readonly failed: readonly string[]; readonly fwknopd: OpenFigures | undefined }
+
+/** postern per backend on its fwknop port, then fwknopd: the real client's packets, one set. */
+async function benchFwknop(print: Print, backends: readonly Backend[]): Promise<FwknopFigures> {
+  if (findBin('fwknop') === undefined) {
+    print('fwknop client not installed: skipped fwknop packets and the fwknopd comparison');
+    return { posterns: [], failed: [], fwknopd: undefined };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'postern-bench-fwknop-'));
+  try {
+    const run = newFwknopRun(dir, SERVICE_PORT);
+    print(`fwknop packets (one per source, from the real fwknop client: -T -B, HMAC-SHA256): the same bytes for every daemon below`);
+    const { done, failed } = await benchBackends(print, backends, fwknopFormat(print, run));
+    return { posterns: done, failed, fwknopd: await fwknopdPrinted(print, run) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Backends with each other; per backend, fwknop packets against postern's own, and fwknopd
+ *  against both (the fwknop-packet line is the like-for-like one: same bytes, same addresses). */
+function ratioLines(native: readonly Named[], fw: FwknopFigures): (string | undefined)[] {
+  const [nft, ipt] = ['nft', 'iptables'].map((b) => native.find((p) => p.name === `postern/${b}`));
+  const fwknopd = fw.fwknopd && { name: 'fwknopd', f: fw.fwknopd };
+  const perBackend = native.flatMap((p) => {
+    const viaFwknop = fw.posterns.find((q) => q.name === `${p.name}${FWKNOP_SUFFIX}`);
+    return [
+      viaFwknop && ratioLine(viaFwknop, p),
+      fwknopd && ratioLine(fwknopd, p),
+      fwknopd && viaFwknop && ratioLine(fwknopd, viaFwknop),
+    ];
+  });
+  return [ipt && nft && ratioLine(ipt, nft), ...perBackend];
 }
 
 export async function runOpenBench(print: Print, backends: readonly Backend[] = BACKENDS): Promise<void> {
@@ -283,13 +283,9 @@ export async function runOpenBench(print: Print, backends: readonly Backend[] = 
   }
   print(`open: time from SPA send to TCP connect on tcp/${SERVICE_PORT}, ${TRIALS} trials per daemon and backend, each from`);
   print('      its own client address, timed inside the client namespace by one probe process (Node start-up not counted)');
-  const { done: posterns, failed } = await benchBackends(print, backends);
-  const [nft, ipt] = ['nft', 'iptables'].map((b) => posterns.find((p) => p.name === `postern/${b}`));
-  const fwk = await fwknopdPrinted(print);
-  const ratios = [
-    ...(ipt && nft ? [ratioLine(ipt, nft)] : []),
-    ...(fwk ? posterns.map((p) => ratioLine({ name: 'fwknopd', f: fwk }, p)) : []),
-  ];
-  for (const line of ratios) if (line !== undefined) print(line);
+  const native = await benchBackends(print, backends, NATIVE);
+  const fw = await benchFwknop(print, backends);
+  for (const line of ratioLines(native.done, fw)) if (line !== undefined) print(line);
+  const failed = [...native.failed, ...fw.failed];
   if (failed.length > 0) throw new Error(`open bench failed for ${failed.join(', ')}`);
 }
