@@ -10,6 +10,7 @@ import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArg
 import { buildPacket, resolveHost, sendDatagram, waitForOpen } from './spa-client.ts';
 import { parseServices, resolveTarget, type Target } from './target.ts';
 import { FWKNOP_DEFAULT_PORT, buildFwknopPacket, type FwknopOptions } from './fwknop-client.ts';
+import { readProfiles, type Profile } from './profiles.ts';
 import type { Service } from '../firewall/types.ts';
 import { sendIcmpEcho } from './icmp-send.ts';
 
@@ -99,7 +100,8 @@ export function prepareOpen(
   serviceArgs: readonly string[] | ((t: Destination) => readonly string[]),
   values: Record<string, string | boolean | undefined>,
 ): PreparedOpen {
-  if (values['fwknop']) return prepareFwknop(host, serviceArgs, values);
+  const fwknopProfile = fwknopProfileFor(host, values['profile'] as string | undefined);
+  if (values['fwknop'] || fwknopProfile) return prepareFwknop(host, serviceArgs, values, fwknopProfile);
   const target = resolveTarget(host, values as Parameters<typeof resolveTarget>[1]);
   const wanted = typeof serviceArgs === 'function' ? serviceArgs(target) : serviceArgs;
   const services = parseServices(wanted.length > 0 ? wanted : target.profile?.services ?? []);
@@ -112,23 +114,37 @@ export function prepareOpen(
   return { target, services, packet };
 }
 
-/** fwknop mode: no postern credential; the keys are fwknop's. */
+/** A profile of kind fwknop named by --profile, or by HOST. */
+function fwknopProfileFor(host: string | undefined, name: string | undefined): { name: string; profile: Profile } | undefined {
+  const profiles = host !== undefined || name !== undefined ? readProfiles() : {};
+  const key = name ?? host;
+  const profile = key === undefined ? undefined : profiles[key];
+  return profile?.fwknop && key !== undefined ? { name: key, profile } : undefined;
+}
+
+/** fwknop mode: no postern credential; the keys are fwknop's (options or a profile). */
 function prepareFwknop(
   host: string | undefined,
   serviceArgs: readonly string[] | ((t: Destination) => readonly string[]),
   values: Record<string, string | boolean | undefined>,
+  named: { name: string; profile: Profile } | undefined,
 ): PreparedOpen {
-  if (!host) throw new UsageError('which host?');
+  const profile = named?.profile;
+  const to = profile && (host === undefined || host === named?.name) ? profile.host : host;
+  if (!to) throw new UsageError('which host?');
   if (values['close']) throw new UsageError('fwknop has no close message');
-  const port = intOption(values['port'] as string | undefined, 'port', 1, 65535) ?? FWKNOP_DEFAULT_PORT;
-  const target: Destination = { host, port, profile: undefined };
+  const port = intOption(values['port'] as string | undefined, 'port', 1, 65535) ?? profile?.port ?? FWKNOP_DEFAULT_PORT;
+  const target: Destination = { host: to, port, profile };
   const wanted = typeof serviceArgs === 'function' ? serviceArgs(target) : serviceArgs;
-  const services = parseServices(wanted);
+  const services = parseServices(wanted.length > 0 ? wanted : profile?.services ?? []);
+  const keys: FwknopOptions = profile?.fwknop
+    ? { 'fwknop-key': profile.fwknop.key_base64, 'fwknop-hmac-key': profile.fwknop.hmac_key_base64, 'fwknop-hmac-type': profile.fwknop.hmac_type }
+    : values as FwknopOptions;
   const packet = buildFwknopPacket({
     services, allowIp: allowAddress(values['allow-ip'] as string | undefined),
     durationS: intOption(values['duration'] as string | undefined, 'duration', 1, 86400) ?? 0,
     nat: forwardTarget(values['forward'] as string | undefined, false, services), nowMs: systemClock.wallMs(),
-  }, values as FwknopOptions);
+  }, keys);
   return { target, services, packet };
 }
 

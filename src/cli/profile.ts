@@ -7,7 +7,8 @@ import { profilesPath, readProfiles, validateProfile, writeProfiles, type Profil
 import { parseServices } from './target.ts';
 import { parseCredential } from '../spa/credential.ts';
 
-const USAGE = `usage: postern profile add NAME --host HOST (--key CRED | --key-file FILE)
+const USAGE = `usage: postern profile add NAME --host HOST (--key CRED | --key-file FILE
+                          | --fwknop-key B64 --fwknop-hmac-key B64 [--fwknop-hmac-type T])
                           [--port N] [--services tcp/22,...] [--ssh-port N] [--ssh-user USER]
        postern profile list [--json]
        postern profile remove NAME
@@ -18,18 +19,29 @@ const USAGE = `usage: postern profile add NAME --host HOST (--key CRED | --key-f
 const OPTIONS = {
   host: { type: 'string' }, key: { type: 'string' }, 'key-file': { type: 'string' }, port: { type: 'string' },
   services: { type: 'string' }, 'ssh-port': { type: 'string' }, 'ssh-user': { type: 'string' }, json: { type: 'boolean' },
+  'fwknop-key': { type: 'string' }, 'fwknop-hmac-key': { type: 'string' }, 'fwknop-hmac-type': { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseCommandArgs<typeof OPTIONS>>['values'];
 
+function fwknopKeys(values: Values): Profile['fwknop'] {
+  if (values['fwknop-key'] === undefined && values['fwknop-hmac-key'] === undefined) return undefined;
+  if (!values['fwknop-key'] || !values['fwknop-hmac-key']) throw new UsageError('a fwknop profile needs --fwknop-key and --fwknop-hmac-key');
+  return {
+    key_base64: values['fwknop-key'], hmac_key_base64: values['fwknop-hmac-key'],
+    ...(values['fwknop-hmac-type'] !== undefined && { hmac_type: values['fwknop-hmac-type'] }),
+  };
+}
+
 function buildProfile(values: Values): Profile {
+  const fwknop = fwknopKeys(values);
   const credential = values.key ?? (values['key-file'] ? readFileSync(values['key-file'], 'utf8').trim() : undefined);
-  if (!values.host || !credential) throw new UsageError('profile add needs --host and --key or --key-file');
+  if (!values.host || (!credential && !fwknop)) throw new UsageError('profile add needs --host and --key, --key-file or --fwknop-key/--fwknop-hmac-key');
   const port = intOption(values.port, 'port', 1, 65535);
   const sshPort = intOption(values['ssh-port'], 'ssh-port', 1, 65535);
   const services = values.services ? parseServices(values.services.split(',').filter(Boolean)).map((s) => `${s.proto}/${s.port}`) : undefined;
   return {
-    host: values.host, credential,
+    host: values.host, ...(credential !== undefined && { credential }), ...(fwknop && { fwknop }),
     ...(port !== undefined && { port }), ...(services && { services }),
     ...(sshPort !== undefined && { ssh_port: sshPort }), ...(values['ssh-user'] && { ssh_user: values['ssh-user'] }),
   };
@@ -39,7 +51,10 @@ function list(json: boolean): number {
   const profiles = readProfiles();
   if (json) {
     // Credentials never go to stdout: show the key id only.
-    out(JSON.stringify(Object.fromEntries(Object.entries(profiles).map(([n, p]) => [n, { ...p, credential: keyIdOf(p) }]))));
+    out(JSON.stringify(Object.fromEntries(Object.entries(profiles).map(([n, p]) => {
+      const { fwknop: _keys, ...rest } = p;
+      return [n, { ...rest, kind: p.fwknop ? 'fwknop' : 'postern', credential: keyIdOf(p) }];
+    }))));
     return EXIT_OK;
   }
   for (const [name, p] of Object.entries(profiles)) {
@@ -49,7 +64,8 @@ function list(json: boolean): number {
 }
 
 function keyIdOf(p: Profile): string {
-  const c = parseCredential(p.credential);
+  if (p.fwknop) return 'fwknop (keys hidden)';
+  const c = parseCredential(p.credential ?? '');
   return c.ok ? `${c.value.keyIdHex} (secret hidden)` : '(invalid credential)';
 }
 

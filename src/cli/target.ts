@@ -36,7 +36,7 @@ function credentialText(opts: TargetOptions, profile: Profile | undefined): stri
       throw new UsageError(`cannot read --key-file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
   }
-  if (profile) return profile.credential;
+  if (profile?.credential !== undefined) return profile.credential;
   const env = process.env['POSTERN_KEY'];
   if (env) return env;
   throw new UsageError('no credential: give --key, --key-file, --profile, or set POSTERN_KEY');

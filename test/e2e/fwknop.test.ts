@@ -145,3 +145,20 @@ test('fwknop -N: a NAT request through a router reaches the LAN host only when t
   await fwknop(w, lab.client, keys, ['-A', 'tcp/2222', '-a', lab.client.ip4, '-N', '198.19.0.11:22']);
   await w.daemon.waitForOutput(/reason=denied_forward/, 3000);
 });
+
+test('a profile of kind fwknop: postern open NAME sends fwknop packets with the saved keys', { skip }, async (t) => {
+  const keys = newKeys();
+  await withFwknop(t, 'nft', [stanza(keys)], async (w) => {
+    const { lab } = w;
+    const env = { ...process.env, HOME: w.dir, XDG_CONFIG_HOME: join(w.dir, 'cfg') };
+    const add = await lab.exec(lab.client, [process.execPath, BUNDLE, 'profile', 'add', 'edge', '--host', lab.router.ip4,
+      '--fwknop-key', keys.key, '--fwknop-hmac-key', keys.hmac, '--services', `tcp/${SERVICE_PORT}`], { env });
+    assert.equal(add.code, 0, add.stderr);
+    const list = await lab.exec(lab.client, [process.execPath, BUNDLE, 'profile', 'list', '--json'], { env });
+    assert.ok(!list.stdout.includes(keys.key) && !list.stdout.includes(keys.hmac), 'keys are hidden');
+    assert.match(list.stdout, /"kind":"fwknop"/);
+    const r = await lab.exec(lab.client, [process.execPath, BUNDLE, 'open', 'edge', '--allow-ip', lab.client.ip4, '--wait'], { env, timeoutMs: 20_000 });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(w.daemon.output(), /msg="grant opened" key=fwknop:laptop format=fwknop/);
+  });
+});
