@@ -25,6 +25,7 @@ export interface FwknopStanzaConfig {
   readonly requireSourceAddress: boolean;
   readonly requireUsername: string | undefined;
   readonly forwards: readonly ForwardConfig[];
+  readonly localNat: boolean;
 }
 
 /** fwknop's AES passphrase limit (ref/fwknop.md section 4). */
@@ -101,5 +102,6 @@ export function buildFwknopStanza(
     fwAccessTimeoutS: s.fw_access_timeout_s, maxFwTimeoutS: s.max_fw_timeout_s,
     requireSourceAddress: s.require_source_address, requireUsername: s.require_username,
     forwards: Object.freeze(s.forwards.flatMap((f) => forward(f) ?? [])),
+    localNat: s.local_nat,
   });
 }

@@ -26,7 +26,7 @@ export interface ImportReportLine {
 }
 
 /** One converted stanza: the fields of FwknopStanzaSchema that the import sets. */
-export type ImportedStanza = Omit<RawFwknopStanza, 'forwards' | 'restrict_ports'> & { restrict_ports?: string[] };
+export type ImportedStanza = Omit<RawFwknopStanza, 'forwards' | 'restrict_ports' | 'local_nat'> & { restrict_ports?: string[] };
 
 export interface ImportedFwknop {
   port: number;

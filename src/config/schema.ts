@@ -77,6 +77,7 @@ export const FwknopStanzaSchema = Type.Object({
   require_source_address: Type.Boolean({ default: false, description: 'refuse allow-IP 0.0.0.0 (client -s)' }),
   require_username: Type.Optional(Type.String({ minLength: 1, maxLength: 48 })),
   forwards: Type.Array(ForwardSchema, { maxItems: 16, default: [], description: 'NAT targets for fwknop -N requests (types 2 and 4)' }),
+  local_nat: Type.Boolean({ default: false, description: 'allow --nat-local requests (types 5 and 6): ENABLE_IPT_LOCAL_NAT' }),
 }, { additionalProperties: false });
 
 export const FwknopSchema = Type.Object({

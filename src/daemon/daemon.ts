@@ -70,7 +70,7 @@ export function guardSpec(config: Config): GuardSpec {
   return {
     guarded: [...config.guarded, ...extra],
     capture: capturePorts(config).map((port) => ({ proto: 'udp' as const, port })),
-    forwarding: external.length > 0,
+    forwarding: external.length > 0 || config.fwknop.some((st) => st.localNat),
   };
 }
 
@@ -222,7 +222,7 @@ export class Daemon {
   #decideFwknop(active: Active, frame: Frame, replay: ReplayDomain): SpaDecision {
     const d = decideFwknop(frame.payload, frame.src, {
       stanzas: active.fwknop, replay: replay.guard, nowMs: this.#deps.clock.wallMs(), clockTrusted: this.#clockTrusted(),
-    });
+    }, frame.dst);
     if (d.accepted) replay.persist(d.accepted);
     return d;
   }
@@ -237,7 +237,7 @@ export class Daemon {
         this.#log.info('closed by client', { key: d.key.name, source, address: d.address, grants: n });
       });
     } else if (d.kind === 'fwknop') {
-      void this.#open(`fwknop:${d.stanza.name}`, d.plan, source, { format: 'fwknop' });
+      for (const plan of d.plans) void this.#open(`fwknop:${d.stanza.name}`, plan, source, { format: 'fwknop' });
     } else {
       void this.#open(d.key.name, d.plan, source, { key_id: keyIdHex(d.key.credential.keyId) });
     }

@@ -73,8 +73,26 @@ function natPlan(msg: FwknopMessage, st: FwknopStanzaConfig, who: { family: 4 | 
   return { ...who, services: [access], durationS, forward: fwd.target };
 }
 
-/** Policy for an authenticated, fresh fwknop message (access.conf semantics). */
-export function fwknopPolicy(msg: FwknopMessage, st: FwknopStanzaConfig, source: string): GrantPlan | DropReason {
+/** Local NAT (types 5 and 6, fwknop --nat-local): the client connects to an external port on
+ *  this host and is DNATed to a local service port, as fwknopd's ENABLE_IPT_LOCAL_NAT does:
+ *  a forwarding grant to the address the packet arrived on, plus an input grant for the
+ *  service port (which the DNATed packets then reach on the input hook). */
+function localNatPlans(msg: FwknopMessage, st: FwknopStanzaConfig, who: { family: 4 | 6; address: string }, durationS: number, dest: string): GrantPlan[] | DropReason {
+  const access = msg.access[0];
+  const nat = msg.nat;
+  if (!st.localNat) return 'denied_type';
+  if (!access || !nat || msg.access.length !== 1 || dest === '' || who.family !== 4 || dest.includes(':')) return 'denied_forward';
+  const local = { proto: access.proto, port: nat.port };
+  if (!st.openPorts.some((o) => same(o, local)) || st.restrictPorts.some((r) => same(r, local))) return 'denied_service';
+  return [
+    { ...who, services: [local], durationS },
+    ...(access.port === nat.port ? [] : [{ ...who, services: [access], durationS, forward: { address: dest, port: nat.port } }]),
+  ];
+}
+
+/** Policy for an authenticated, fresh fwknop message (access.conf semantics). `dest` is the
+ *  address the packet arrived on ('' when unknown: IPv6 raw sockets do not say). */
+export function fwknopPolicy(msg: FwknopMessage, st: FwknopStanzaConfig, source: string, dest = ''): GrantPlan[] | DropReason {
   if (st.requireUsername !== undefined && msg.username !== st.requireUsername) return 'denied_username';
   // 0.0.0.0 = the packet's source (client -s); REQUIRE_SOURCE_ADDRESS refuses it. An
   // explicit allow IP need not be the source: fwknop allows relayed SPA by design.
@@ -82,10 +100,14 @@ export function fwknopPolicy(msg: FwknopMessage, st: FwknopStanzaConfig, source:
   const address = msg.allowIp === '0.0.0.0' ? source : msg.allowIp;
   const who = { family: (address.includes(':') ? 6 : 4) as 4 | 6, address };
   const durationS = durationOf(msg, st);
-  if (msg.type === 2 || msg.type === 4) return natPlan(msg, st, who, durationS);
+  if (msg.type === 5 || msg.type === 6) return localNatPlans(msg, st, who, durationS, dest);
+  if (msg.type === 2 || msg.type === 4) {
+    const plan = natPlan(msg, st, who, durationS);
+    return typeof plan === 'string' ? plan : [plan];
+  }
   if (msg.type !== 1 && msg.type !== 3) return 'denied_type';
   if (!portsAllowed(msg, st)) return 'denied_service';
-  return { ...who, services: msg.access, durationS };
+  return [{ ...who, services: msg.access, durationS }];
 }
 
 /** Codec refusals after a passed HMAC, in the daemon's words (the rest: bad_payload). */
@@ -99,7 +121,7 @@ function wireTag(payload: Buffer): Buffer {
   return createHash('sha256').update(payload).digest().subarray(0, 16);
 }
 
-export function decideFwknop(payload: Buffer, source: string, ctx: FwknopContext): SpaDecision {
+export function decideFwknop(payload: Buffer, source: string, ctx: FwknopContext, dest = ''): SpaDecision {
   const pre = precheckFwknop(payload);
   if (!pre.ok) return drop('fwknop_malformed');
   const candidates = ctx.stanzas.filter((st) => sourceMatches(st, source));
@@ -109,7 +131,7 @@ export function decideFwknop(payload: Buffer, source: string, ctx: FwknopContext
   let refused: SpaDecision | undefined;
   for (const st of candidates) {
     const msg = decodePrechecked(pre.value, st.key);
-    if (msg.ok) return admit(msg.value, st, tag, source, ctx);
+    if (msg.ok) return admit(msg.value, st, tag, { source, dest }, ctx);
     // Like fwknopd, a stanza whose HMAC passes but whose passphrase does not decrypt the
     // packet hands it on to the next stanza; the first such refusal is reported.
     if (msg.reason !== 'bad_hmac') refused ??= drop(POST_HMAC_REASON[msg.reason] ?? 'bad_payload', st.config.name);
@@ -117,14 +139,14 @@ export function decideFwknop(payload: Buffer, source: string, ctx: FwknopContext
   return refused ?? drop('bad_auth');
 }
 
-function admit(msg: FwknopMessage, st: FwknopStanza, tag: Buffer, source: string, ctx: FwknopContext): SpaDecision {
+function admit(msg: FwknopMessage, st: FwknopStanza, tag: Buffer, at: { source: string; dest: string }, ctx: FwknopContext): SpaDecision {
   const name = st.config.name;
   const tsMs = msg.timestampS * 1000;
   const fresh = ctx.replay.check(st.replayId, tag, tsMs, ctx.nowMs, ctx.clockTrusted);
   if (fresh !== 'fresh') return drop(fresh, name);
   ctx.replay.commit(st.replayId, tag, tsMs, ctx.nowMs, ctx.clockTrusted);
   const accepted: AcceptedPacket = { keyId: st.replayId, tag: tag.subarray(0, TRUNCATED_TAG_SIZE).toString('hex'), tsMs };
-  const plan = fwknopPolicy(msg, st.config, source);
-  if (typeof plan === 'string') return drop(plan, name, accepted);
-  return { kind: 'fwknop', stanza: st.config, plan, accepted };
+  const plans = fwknopPolicy(msg, st.config, at.source, at.dest);
+  if (typeof plans === 'string') return drop(plans, name, accepted);
+  return { kind: 'fwknop', stanza: st.config, plans, accepted };
 }

@@ -28,7 +28,7 @@ export type SpaDecision =
   | { readonly kind: 'drop'; readonly reason: DropReason; readonly key?: string; readonly accepted?: AcceptedPacket }
   | { readonly kind: 'open'; readonly key: KeyConfig; readonly plan: GrantPlan; readonly accepted: AcceptedPacket }
   | { readonly kind: 'close'; readonly key: KeyConfig; readonly address: string; readonly accepted: AcceptedPacket }
-  | { readonly kind: 'fwknop'; readonly stanza: FwknopStanzaConfig; readonly plan: GrantPlan; readonly accepted: AcceptedPacket };
+  | { readonly kind: 'fwknop'; readonly stanza: FwknopStanzaConfig; readonly plans: readonly GrantPlan[]; readonly accepted: AcceptedPacket };
 
 function drop(reason: DropReason, key?: string, accepted?: AcceptedPacket): SpaDecision {
   return { kind: 'drop', reason, ...(key !== undefined && { key }), ...(accepted && { accepted }) };

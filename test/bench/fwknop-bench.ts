@@ -54,7 +54,7 @@ export function benchStanza(): FwknopStanza {
   const config: FwknopStanzaConfig = {
     name: 'bench', sources: undefined, key, hmacKey, hmacType: 'sha256',
     openPorts: [{ proto: 'tcp', port: BENCH_PORT }], restrictPorts: [], fwAccessTimeoutS: 30, maxFwTimeoutS: 300,
-    requireSourceAddress: false, requireUsername: undefined, forwards: [],
+    requireSourceAddress: false, requireUsername: undefined, forwards: [], localNat: false,
   };
   return { config, key: prepareFwknopKey({ key, hmacKey, hmacType: 'sha256' }), replayId: stanzaReplayId(config.name) };
 }

@@ -162,3 +162,19 @@ test('a profile of kind fwknop: postern open NAME sends fwknop packets with the 
     assert.match(w.daemon.output(), /msg="grant opened" key=fwknop:laptop format=fwknop/);
   });
 });
+
+for (const backend of BACKENDS) {
+    test(`[${backend}] fwknop --nat-local: an external port is DNATed to the local service, only where the stanza allows local NAT`, { skip }, async (t) => {
+    const keys = newKeys();
+    const plain = newKeys();
+    await withFwknop(t, backend, [stanza(keys, { local_nat: true }), stanza(plain, { name: 'nolocal' })], async (w) => {
+      const { lab } = w;
+      await fwknop(w, lab.client, keys, ['-A', `tcp/${SERVICE_PORT}`, '-a', lab.client.ip4, '--nat-local', '--nat-port', '55000']);
+      await eventually(async () => (await tcpConnect(lab, lab.client, lab.router.ip4, 55000, 300)).result === 'connected', 4000, 'local NAT grant');
+      assert.match(w.daemon.output(), /forward_to=198\.18\.0\.1:22/);
+      assert.equal((await tcpConnect(lab, lab.attacker, lab.router.ip4, 55000, 500)).result !== 'connected', true, 'not for the attacker');
+      await fwknop(w, lab.client, plain, ['-A', `tcp/${SERVICE_PORT}`, '-a', lab.client.ip4, '--nat-local', '--nat-port', '55001']);
+      await w.daemon.waitForOutput(/reason=denied_type source=198\.18\.0\.2 key=nolocal/, 3000);
+    });
+  });
+}

@@ -142,7 +142,7 @@ test("the real client's packet, made with the bench's argv, is granted by the be
     const d = decideFwknop(wire, '198.18.0.100', { stanzas: [stanza], replay: guard(16), nowMs: Date.now(), clockTrusted: true });
     assert.equal(d.kind, 'fwknop', d.kind === 'drop' ? d.reason : '');
     assert.ok(d.kind === 'fwknop');
-    assert.deepEqual(d.plan, { family: 4, address: '198.18.0.100', services: [{ proto: 'tcp', port: 22 }], durationS: FW_ACCESS_TIMEOUT_S });
+    assert.deepEqual(d.plans[0], { family: 4, address: '198.18.0.100', services: [{ proto: 'tcp', port: 22 }], durationS: FW_ACCESS_TIMEOUT_S });
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
