@@ -9,6 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
+import { below, mulberry32, type Rng } from './prng.ts';
 import {
   decodeFrame, decodeIPv4, decodeIPv6, decodeTransport, FRAME_REASON_TEXT, type FrameResult,
 } from '../../src/wire/frame.ts';
@@ -18,23 +19,6 @@ const RANDOM_SHARE = 0.3;
 const MAX_RANDOM_LEN = 120;
 const ARENA_SIZE = 4096;
 
-type Rng = () => number; // uniform uint32
-
-/** mulberry32: tiny, fast, and good enough to drive a fuzzer reproducibly. */
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-function below(rng: Rng, n: number): number {
-  return n <= 0 ? 0 : rng() % n;
-}
 
 function randomBytes(rng: Rng, n: number): Buffer {
   const out = Buffer.alloc(n);

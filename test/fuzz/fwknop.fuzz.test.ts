@@ -16,24 +16,13 @@ import { HMAC_TYPES } from '../../src/fwknop/constants.ts';
 import { buildFwknopPlaintext, encodeFwknop, sealFwknopPlaintext } from '../../src/fwknop/encode.ts';
 import { prepareFwknopKey, type FwknopKey } from '../../src/fwknop/keys.ts';
 import { keysOf, VECTORS, withDigest } from '../unit/fwknop/oracle.ts';
+import { below, mulberry32, type Rng } from './prng.ts';
 
 const TOTAL = 200_000;
 const SEALED = 12_000;
 const RANDOM_SHARE = 0.25;
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 
-type Rng = () => number;
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-const below = (rng: Rng, n: number) => (n <= 0 ? 0 : rng() % n);
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[below(rng, xs.length)] as T;
 
 interface Seed { readonly wire: string; readonly key: FwknopKey }

@@ -9,25 +9,11 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { decodeIcmpEcho, ICMP_REASON_TEXT, type IcmpResult } from '../../src/wire/frame.ts';
+import { below, mulberry32, type Rng } from './prng.ts';
 
 const TOTAL = 50_000;
 const ARENA_SIZE = 2048;
 
-type Rng = () => number;
-
-/** mulberry32, as in frame.fuzz.test.ts. */
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-const below = (rng: Rng, n: number) => (n <= 0 ? 0 : rng() % n);
 
 function randomBytes(rng: Rng, n: number): Buffer {
   const out = Buffer.alloc(n);
