@@ -178,3 +178,18 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+test('an fwknop packet over IPv6 transport opens for the IPv4 allow address inside it', { skip }, async (t) => {
+  const keys = newKeys();
+  await withFwknop(t, 'nft', [stanza(keys)], async (w) => {
+    const { lab } = w;
+    const saved = join(w.dir, 'v6.pkt');
+    // -T builds without sending; the allow IP inside is IPv4 by fwknop's format.
+    await fwknop(w, lab.client, keys, ['-A', `tcp/${SERVICE_PORT}`, '-a', lab.client.ip4, '-T', '-B', saved]);
+    const wire = readFileSync(saved, 'utf8').trim();
+    const r = await lab.exec(lab.client, probeArgv(['udp-send', lab.router.ip6, FWKNOP_PORT, Buffer.from(wire).toString('hex')]));
+    assert.equal(r.code, 0, r.stderr);
+    await w.daemon.waitForOutput(/msg="grant opened" key=fwknop:laptop format=fwknop source=fd50:7374::2 address=198\.18\.0\.2/, 3000);
+    assert.equal((await tcpConnect(lab, lab.client, lab.router.ip4, SERVICE_PORT, 1000)).result, 'connected');
+  });
+});
