@@ -142,9 +142,8 @@ export function decideFwknop(payload: Buffer, source: string, ctx: FwknopContext
 function admit(msg: FwknopMessage, st: FwknopStanza, tag: Buffer, at: { source: string; dest: string }, ctx: FwknopContext): SpaDecision {
   const name = st.config.name;
   const tsMs = msg.timestampS * 1000;
-  const fresh = ctx.replay.check(st.replayId, tag, tsMs, ctx.nowMs, ctx.clockTrusted);
+  const fresh = ctx.replay.commit(st.replayId, tag, tsMs, ctx.nowMs, ctx.clockTrusted);
   if (fresh !== 'fresh') return drop(fresh, name);
-  ctx.replay.commit(st.replayId, tag, tsMs, ctx.nowMs, ctx.clockTrusted);
   const accepted: AcceptedPacket = { keyId: st.replayId, tag: tag.subarray(0, TRUNCATED_TAG_SIZE).toString('hex'), tsMs };
   const plans = fwknopPolicy(msg, st.config, at.source, at.dest);
   if (typeof plans === 'string') return drop(plans, name, accepted);

@@ -43,9 +43,9 @@ export function decideSpa(payload: Buffer, source: string, ctx: SpaContext): Spa
   const opened = openEnvelope(env.value);
   if (!opened.ok) return drop(opened.reason, key.name);
   const { message, tag } = opened.value;
-  const fresh = ctx.replay.check(key.keyId, tag, message.timestampMs, ctx.nowMs, ctx.clockTrusted);
+  // commit() decides freshness and records the packet only when fresh: one pass.
+  const fresh = ctx.replay.commit(key.keyId, tag, message.timestampMs, ctx.nowMs, ctx.clockTrusted);
   if (fresh !== 'fresh') return drop(fresh, key.name);
-  ctx.replay.commit(key.keyId, tag, message.timestampMs, ctx.nowMs, ctx.clockTrusted);
   const accepted: AcceptedPacket = {
     keyId: key.keyId, tag: tag.subarray(0, TRUNCATED_TAG_SIZE).toString('hex'), tsMs: message.timestampMs,
   };
