@@ -10,6 +10,7 @@ import { HMAC_TYPES, type HmacType } from '../fwknop/constants.ts';
 import { encodeFwknop, type FwknopRequest } from '../fwknop/encode.ts';
 import { prepareFwknopKey } from '../fwknop/keys.ts';
 import { UsageError } from './command.ts';
+import { KEY_BASE64_TEXT, MAX_PASSPHRASE_LEN } from '../fwknop/constants.ts';
 
 export const FWKNOP_DEFAULT_PORT = 62201;
 
@@ -20,11 +21,10 @@ export interface FwknopOptions {
   readonly 'fwknop-hmac-type'?: string | undefined;
 }
 
-const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 function b64Option(value: string | undefined, name: string): Buffer {
   if (value === undefined) throw new UsageError(`--fwknop needs --${name} (base64, as KEY_BASE64 / HMAC_KEY_BASE64 in access.conf)`);
-  if (!B64.test(value)) throw new UsageError(`--${name} is not base64`);
+  if (!KEY_BASE64_TEXT.test(value)) throw new UsageError(`--${name} is not base64`);
   return Buffer.from(value, 'base64');
 }
 
@@ -40,7 +40,7 @@ function keys(opts: FwknopOptions): { key: Buffer; hmacKey: Buffer; hmacType: Hm
   const hmacType = (opts['fwknop-hmac-type'] ?? 'sha256').toLowerCase() as HmacType;
   if (!HMAC_TYPES.includes(hmacType)) throw new UsageError(`--fwknop-hmac-type must be one of ${HMAC_TYPES.join(', ')}`);
   const key = b64Option(keyText, 'fwknop-key');
-  if (key.length < 1 || key.length > 32) throw new UsageError('the fwknop key must be 1-32 bytes (fwknop\'s AES passphrase limit)');
+  if (key.length < 1 || key.length > MAX_PASSPHRASE_LEN) throw new UsageError('the fwknop key must be 1-32 bytes (fwknop\'s AES passphrase limit)');
   return { key, hmacKey: b64Option(hmacText, 'fwknop-hmac-key'), hmacType };
 }
 

@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseCredential } from '../spa/credential.ts';
+import { KEY_BASE64_TEXT } from '../fwknop/constants.ts';
 
 /** A profile of kind fwknop: the device runs fwknopd (or postern's fwknop port). */
 export interface FwknopProfileKeys {
@@ -69,8 +70,7 @@ export function validateProfile(name: string, p: Profile): string[] {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) errors.push(`profile name ${JSON.stringify(name)} must be 1-64 of A-Z a-z 0-9 . _ -`);
   if (!p.host) errors.push('a profile needs a host');
   if (p.fwknop) {
-    const b64 = /^[A-Za-z0-9+/]+={0,2}$/;
-    if (!b64.test(p.fwknop.key_base64) || !b64.test(p.fwknop.hmac_key_base64)) errors.push('the fwknop keys must be base64');
+    if (!KEY_BASE64_TEXT.test(p.fwknop.key_base64) || !KEY_BASE64_TEXT.test(p.fwknop.hmac_key_base64)) errors.push('the fwknop keys must be base64');
     if (p.credential !== undefined) errors.push('a profile is either postern (--key) or fwknop (--fwknop-key), not both');
   } else if (!parseCredential(p.credential ?? '').ok) errors.push('the credential is not a valid postern1: string');
   return errors;

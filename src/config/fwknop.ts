@@ -8,6 +8,7 @@ import type { RawConfig, RawForward, RawFwknopStanza } from './schema.ts';
 import type { ForwardConfig } from './load.ts';
 import type { Service } from '../firewall/types.ts';
 import { parseCidr, type Cidr } from '../wire/address.ts';
+import { KEY_BASE64_TEXT, MAX_PASSPHRASE_LEN } from '../fwknop/constants.ts';
 
 export type HmacType = RawFwknopStanza['hmac_digest_type'];
 
@@ -28,15 +29,12 @@ export interface FwknopStanzaConfig {
   readonly localNat: boolean;
 }
 
-/** fwknop's AES passphrase limit (ref/fwknop.md section 4). */
-const MAX_PASSPHRASE = 32;
-const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 function secret(text: string | undefined, b64: string | undefined): Buffer | 'both' | 'none' | 'bad_base64' {
   if (text !== undefined && b64 !== undefined) return 'both';
   if (text !== undefined) return Buffer.from(text, 'utf8');
   if (b64 === undefined) return 'none';
-  return BASE64.test(b64) ? Buffer.from(b64, 'base64') : 'bad_base64';
+  return KEY_BASE64_TEXT.test(b64) ? Buffer.from(b64, 'base64') : 'bad_base64';
 }
 
 function keyErrors(s: RawFwknopStanza, at: string): string[] {
@@ -46,7 +44,7 @@ function keyErrors(s: RawFwknopStanza, at: string): string[] {
   if (key === 'none') errors.push(`${at}: needs key or key_base64`);
   if (key === 'both') errors.push(`${at}: give key or key_base64, not both`);
   if (key === 'bad_base64') errors.push(`${at}/key_base64: not base64`);
-  if (Buffer.isBuffer(key) && (key.length === 0 || key.length > MAX_PASSPHRASE)) errors.push(`${at}: the key must be 1-${MAX_PASSPHRASE} bytes (fwknop's AES passphrase limit)`);
+  if (Buffer.isBuffer(key) && (key.length === 0 || key.length > MAX_PASSPHRASE_LEN)) errors.push(`${at}: the key must be 1-${MAX_PASSPHRASE_LEN} bytes (fwknop's AES passphrase limit)`);
   if (hmac === 'none') errors.push(`${at}: needs hmac_key or hmac_key_base64: postern does not accept fwknop packets without an HMAC`);
   if (hmac === 'both') errors.push(`${at}: give hmac_key or hmac_key_base64, not both`);
   if (hmac === 'bad_base64') errors.push(`${at}/hmac_key_base64: not base64`);

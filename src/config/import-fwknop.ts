@@ -15,6 +15,7 @@
 import { validateConfig } from './load.ts';
 import type { RawFwknopStanza } from './schema.ts';
 import { networkOf, parseCidr } from '../wire/address.ts';
+import { KEY_BASE64_TEXT, MAX_PASSPHRASE_LEN } from '../fwknop/constants.ts';
 
 /** One finding. `line` 0 = the file as a whole; `stanza` null = outside any stanza. */
 export interface ImportReportLine {
@@ -45,7 +46,6 @@ export interface FwknopImportResult {
 }
 
 /** fwknop's Rijndael passphrase limit and HMAC key limit (ref/fwknop.md sections 4 and 6). */
-const MAX_KEY_BYTES = 32;
 const MAX_HMAC_KEY_BYTES = 128;
 const MAX_TIMEOUT_S = 86400;
 const DEFAULT_FW_ACCESS_TIMEOUT_S = 30;
@@ -53,7 +53,6 @@ const DEFAULT_MAX_FW_TIMEOUT_S = 300;
 const MAX_LIST = 16;
 const MAX_SOURCES = 64;
 const MAX_USERNAME = 48;
-const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 const DIGESTS: readonly string[] = ['md5', 'sha1', 'sha256', 'sha384', 'sha512', 'sha3_256', 'sha3_512'];
 const PLACEHOLDER = '__changeme__';
@@ -199,14 +198,14 @@ function convertSecret(ctx: Ctx, textName: string, what: string, maxBytes: numbe
   if (text && b64) flag(ctx, e.line, e.name, note(`both ${textName} and ${textName}_BASE64 are set; the later one (this line) is used, as fwknopd does`));
   const option = e.name;
   if (e.value.toLowerCase() === PLACEHOLDER) return void flag(ctx, e.line, option, refuse(`still the __CHANGEME__ placeholder: generate a real ${what} (fwknopd --key-gen)`));
-  if (option.endsWith('_BASE64') && !BASE64.test(e.value)) return void flag(ctx, e.line, option, refuse('not base64'));
+  if (option.endsWith('_BASE64') && !KEY_BASE64_TEXT.test(e.value)) return void flag(ctx, e.line, option, refuse('not base64'));
   const bytes = option.endsWith('_BASE64') ? Buffer.from(e.value, 'base64') : Buffer.from(e.value, 'utf8');
   if (bytes.length === 0 || bytes.length > maxBytes) return void flag(ctx, e.line, option, refuse(`the ${what} is ${bytes.length} bytes; postern takes 1-${maxBytes}, as fwknop uses`));
   return { field: option.endsWith('_BASE64') ? 'base64' : 'text', value: e.value, bytes, line: e.line };
 }
 
 function convertKeys(ctx: Ctx): Pick<ImportedStanza, 'key' | 'key_base64' | 'hmac_key' | 'hmac_key_base64'> | undefined {
-  const key = convertSecret(ctx, 'KEY', 'key', MAX_KEY_BYTES);
+  const key = convertSecret(ctx, 'KEY', 'key', MAX_PASSPHRASE_LEN);
   const hmac = convertSecret(ctx, 'HMAC_KEY', 'HMAC key', MAX_HMAC_KEY_BYTES);
   const has = (n: string) => ctx.stanza.options.has(n) || ctx.stanza.options.has(`${n}_BASE64`);
   const gpg = [...ctx.stanza.options.keys()].some((n) => n.startsWith('GPG_'));

@@ -17,6 +17,8 @@ export const AES_KEY_LEN = 32;
 export const AES_BLOCK_LEN = 16;
 /** RIJNDAEL_MAX_KEYSIZE: longer passphrases are refused by libfko (§4). */
 export const MAX_PASSPHRASE_LEN = 32;
+/** A KEY_BASE64 / HMAC_KEY_BASE64 value as access.conf and fwknop --key-gen write it. */
+export const KEY_BASE64_TEXT = /^[A-Za-z0-9+/]+={0,2}$/;
 /** MAX_DIGEST_BLOCK_LEN: the longest HMAC key libfko accepts (§5). */
 export const MAX_HMAC_KEY_LEN = 136;
 
