@@ -8,7 +8,8 @@ import { Value } from '@sinclair/typebox/value';
 import { buildFwknopStanza, fwknopErrors, type FwknopStanzaConfig } from './fwknop.ts';
 import { ConfigSchema, type RawConfig, type RawForward, type RawKey } from './schema.ts';
 import type { ForwardTarget, Service } from '../firewall/types.ts';
-import { parseCredential, CREDENTIAL_ERRORS, type Credential } from '../spa/credential.ts';
+import { parseCredential, keyIdHex, CREDENTIAL_ERRORS, type Credential } from '../spa/credential.ts';
+import { KEY_STRING_ERRORS, TECH_IDENTITY_PREFIX, TECH_PUBLIC_PREFIX, parseTechPublic, type TechPublicKey } from '../spa/asym-keys.ts';
 import { canonicalAddress, parseCidr, type Cidr } from '../wire/address.ts';
 
 export interface ForwardConfig {
@@ -18,9 +19,12 @@ export interface ForwardConfig {
   readonly target: ForwardTarget;
 }
 
-export interface KeyConfig {
+/** What a key stanza allows, whichever kind of key it holds (symmetric or technician). */
+export interface KeyPolicy {
   readonly name: string;
-  readonly credential: Credential;
+  readonly keyId: number;
+  /** Refused as revoked_key (postern keys revoke; `revoked: true` in the stanza). */
+  readonly revoked: boolean;
   readonly services: readonly Service[];
   readonly defaultDurationS: number;
   readonly maxDurationS: number;
@@ -30,11 +34,23 @@ export interface KeyConfig {
   readonly forwards: readonly ForwardConfig[];
 }
 
+/** A symmetric key stanza: the credential is a shared secret. */
+export interface KeyConfig extends KeyPolicy {
+  readonly credential: Credential;
+}
+
+/** A technician key stanza (asymmetric class): the device holds only the public key. */
+export interface TechKeyConfig extends KeyPolicy {
+  readonly techKey: TechPublicKey;
+}
+
 export interface Config {
   readonly raw: RawConfig;
   readonly device: string;
   readonly guarded: readonly Service[];
   readonly keys: readonly KeyConfig[];
+  /** Technician public keys (credential postern-pub1:...). */
+  readonly techKeys: readonly TechKeyConfig[];
   readonly fwknop: readonly FwknopStanzaConfig[];
 }
 
@@ -53,7 +69,7 @@ export function serviceText(s: Service): string {
 function show(path: string, value: unknown): string {
   const s = JSON.stringify(value);
   // By path, and by content: a misspelt key or a bare string may still hold a credential.
-  if (/credential|(^|\/)(hmac_)?key(_base64)?$/.test(path) || (s !== undefined && s.includes('postern1:'))) return '(hidden)';
+  if (/credential|(^|\/)(hmac_)?key(_base64)?$/.test(path) || (s !== undefined && /postern1:|postern-id1:/.test(s))) return '(hidden)';
   return s === undefined ? 'nothing' : s.length > 60 ? s.slice(0, 57) + '...' : s;
 }
 
@@ -96,8 +112,7 @@ function forwardErrors(forwards: readonly RawForward[], at: string, guarded: Rea
 function keyErrors(key: RawKey, i: number, guarded: ReadonlySet<string>): string[] {
   const at = `/keys/${i}`;
   const errors: string[] = [];
-  const cred = parseCredential(key.credential);
-  if (!cred.ok) errors.push(`${at}/credential: ${CREDENTIAL_ERRORS[cred.reason]}`);
+  errors.push(...credentialErrors(key.credential, at));
   key.services.forEach((s, j) => {
     if (!parseService(s)) errors.push(`${at}/services/${j}: port out of range 1-65535 (got ${show('', s)})`);
     else if (!guarded.has(s)) errors.push(`${at}/services/${j}: ${s} is not a guarded service`);
@@ -109,6 +124,27 @@ function keyErrors(key: RawKey, i: number, guarded: ReadonlySet<string>): string
     if (!parseCidr(c).ok) errors.push(`${at}/allowed_addresses/${j}: not an address or CIDR with host bits clear (got ${show('', c)})`);
   });
   return [...errors, ...forwardErrors(key.forwards, at, guarded)];
+}
+
+/** A stanza's credential is a symmetric postern1: secret or a technician postern-pub1: key. */
+function credentialErrors(text: string, at: string): string[] {
+  if (text.trim().startsWith(TECH_PUBLIC_PREFIX)) {
+    const pub = parseTechPublic(text);
+    return pub.ok ? [] : [`${at}/credential: technician public key: ${KEY_STRING_ERRORS[pub.reason]}`];
+  }
+  if (text.trim().startsWith(TECH_IDENTITY_PREFIX)) {
+    return [`${at}/credential: this is a technician's private identity; a device needs only its public key (postern-pub1:...)`];
+  }
+  const cred = parseCredential(text);
+  return cred.ok ? [] : [`${at}/credential: ${CREDENTIAL_ERRORS[cred.reason]}`];
+}
+
+/** The key id of a valid stanza credential, either kind. */
+function stanzaKeyId(text: string): number | undefined {
+  const pub = parseTechPublic(text);
+  if (pub.ok) return pub.value.keyId;
+  const cred = parseCredential(text);
+  return cred.ok ? cred.value.keyId : undefined;
 }
 
 function duplicates<T>(items: readonly T[]): T[] {
@@ -124,17 +160,16 @@ function crossErrors(raw: RawConfig): string[] {
   const guarded = new Set(raw.guarded);
   raw.keys.forEach((k, i) => errors.push(...keyErrors(k, i, guarded)));
   for (const name of new Set(duplicates(raw.keys.map((k) => k.name)))) errors.push(`/keys: duplicate key name ${show('', name)}`);
-  const ids = raw.keys.map((k) => parseCredential(k.credential)).flatMap((c) => (c.ok ? [c.value.keyIdHex] : []));
+  const ids = raw.keys.flatMap((k) => { const id = stanzaKeyId(k.credential); return id === undefined ? [] : [keyIdHex(id)]; });
   for (const id of new Set(duplicates(ids))) errors.push(`/keys: two keys share key id ${id} (generate a new credential for one)`);
   return [...errors, ...fwknopErrors(raw, guarded, { parse: parseService, forwardErrors })];
 }
 
-function buildKey(k: RawKey): KeyConfig {
-  const cred = parseCredential(k.credential);
-  if (!cred.ok) throw new Error('unreachable: validated credential');
-  return Object.freeze({
+function buildPolicy(k: RawKey, keyId: number): KeyPolicy {
+  return {
     name: k.name,
-    credential: cred.value,
+    keyId,
+    revoked: k.revoked,
     services: Object.freeze(k.services.flatMap((s) => parseService(s) ?? [])),
     defaultDurationS: k.default_duration_s,
     maxDurationS: k.max_duration_s,
@@ -142,8 +177,22 @@ function buildKey(k: RawKey): KeyConfig {
     allowedAddresses: Object.freeze(k.allowed_addresses.flatMap((c) => { const r = parseCidr(c); return r.ok ? [r.value] : []; })),
     ipv6Prefix: k.ipv6_prefix,
     forwards: Object.freeze(k.forwards.flatMap((f) => toForward(f) ?? [])),
-  });
+  };
 }
+
+function buildKey(k: RawKey): KeyConfig {
+  const cred = parseCredential(k.credential);
+  if (!cred.ok) throw new Error('unreachable: validated credential');
+  return Object.freeze({ ...buildPolicy(k, cred.value.keyId), credential: cred.value });
+}
+
+function buildTechKey(k: RawKey): TechKeyConfig {
+  const pub = parseTechPublic(k.credential);
+  if (!pub.ok) throw new Error('unreachable: validated technician key');
+  return Object.freeze({ ...buildPolicy(k, pub.value.keyId), techKey: pub.value });
+}
+
+const isTechStanza = (k: RawKey) => k.credential.trim().startsWith(TECH_PUBLIC_PREFIX);
 
 export type LoadResult =
   | { readonly ok: true; readonly config: Config }
@@ -161,7 +210,8 @@ export function validateConfig(input: unknown): LoadResult {
     raw,
     device: raw.device,
     guarded: Object.freeze(raw.guarded.flatMap((s) => parseService(s) ?? [])),
-    keys: Object.freeze(raw.keys.map(buildKey)),
+    keys: Object.freeze(raw.keys.filter((k) => !isTechStanza(k)).map(buildKey)),
+    techKeys: Object.freeze(raw.keys.filter(isTechStanza).map(buildTechKey)),
     fwknop: Object.freeze(raw.fwknop.stanzas.map((st) => buildFwknopStanza(st, parseService, toForward))),
   };
   return { ok: true, config: Object.freeze(config) };

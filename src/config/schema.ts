@@ -23,7 +23,7 @@ export const ForwardSchema = Type.Object({
 
 export const KeySchema = Type.Object({
   name: Name,
-  credential: Type.String({ minLength: 1, description: 'postern1:... (see postern keygen)' }),
+  credential: Type.String({ minLength: 1, description: 'postern1:... (see postern keygen), or a technician public key postern-pub1:... (postern keygen --asym, postern enroll)' }),
   services: Type.Array(ServiceText, { minItems: 1, maxItems: 16, uniqueItems: true }),
   default_duration_s: Type.Integer({ minimum: 1, maximum: 86400, default: 60 }),
   max_duration_s: Type.Integer({ minimum: 1, maximum: 86400, default: 600 }),
@@ -31,6 +31,7 @@ export const KeySchema = Type.Object({
   allowed_addresses: Type.Array(Cidr, { minItems: 1, maxItems: 64, default: ['0.0.0.0/0', '::/0'] }),
   ipv6_prefix: Type.Integer({ minimum: 48, maximum: 128, default: 128, description: 'open for the source /N (IPv6 privacy addresses)' }),
   forwards: Type.Array(ForwardSchema, { maxItems: 16, default: [] }),
+  revoked: Type.Boolean({ default: false, description: 'refuse this key (postern keys revoke); its packets count as revoked_key' }),
 }, { additionalProperties: false });
 
 export const SpaSchema = Type.Object({
@@ -40,6 +41,8 @@ export const SpaSchema = Type.Object({
   replay_ring: Type.Integer({ minimum: 16, maximum: 1_048_576, default: 4096 }),
   ipv6: Type.Boolean({ default: true }),
   icmp: Type.Boolean({ default: false, description: 'also accept SPA carried in ICMP/ICMPv6 echo messages (opt-in)' }),
+  asym_burst: Type.Integer({ minimum: 1, maximum: 1000, default: 20, description: 'per technician key: packets verified at once before the rate applies' }),
+  asym_rate: Type.Integer({ minimum: 1, maximum: 10000, default: 10, description: 'per technician key: public-key verifications per second' }),
 }, { additionalProperties: false, default: {} });
 
 export const FirewallSchema = Type.Object({
@@ -92,6 +95,7 @@ export const ForwardingSchema = Type.Object({
 
 export const StateSchema = Type.Object({
   database: Type.String({ minLength: 1, default: '/var/lib/postern/state.db', description: 'SQLite file, or :memory:' }),
+  device_key: Type.String({ minLength: 1, default: '/var/lib/postern/device.key', description: "the device's X25519 key (mode 0600), made at first start when technician keys are configured" }),
 }, { additionalProperties: false, default: {} });
 
 export const ConfigSchema = Type.Object({

@@ -15,7 +15,11 @@ import { Counters, type DropReason } from '../pipeline/reasons.ts';
 import { MAX_PACKET, MIN_PACKET } from '../spa/constants.ts';
 import { buildKeyTable, prepareKey, type KeyTable } from '../spa/packet.ts';
 import { keyIdHex } from '../spa/credential.ts';
-import type { KeyConfig } from '../config/load.ts';
+import type { KeyConfig, TechKeyConfig } from '../config/load.ts';
+import { KeyBuckets } from '../pipeline/token-bucket.ts';
+import type { DeviceKey } from '../spa/asym.ts';
+import { deviceFingerprint } from '../spa/asym-keys.ts';
+import { deviceKeyTooOpen, loadOrCreateDeviceKey } from './device-key.ts';
 import type { Frame } from '../wire/frame.ts';
 import type { PacketSource } from '../capture/raw.ts';
 import { checkForwarding } from '../platform/ip-forward.ts';
@@ -44,15 +48,21 @@ interface Active {
   readonly keys: KeyTable;
   readonly keyConfigs: ReadonlyMap<number, KeyConfig>;
   readonly fwknop: readonly FwknopStanza[];
+  /** Technician keys and the device key; undefined when the config has no technician key. */
+  readonly asym: { readonly keys: ReadonlyMap<number, TechKeyConfig>; readonly device: DeviceKey; readonly buckets: KeyBuckets } | undefined;
 }
 
-function activate(config: Config): Active {
+function activate(config: Config, device: DeviceKey | undefined): Active {
   const keys = buildKeyTable(config.keys.map((k) => prepareKey(k.name, k.credential)));
   const fwknop = config.fwknop.map((st) => ({
     config: st, replayId: stanzaReplayId(st.name),
     key: prepareFwknopKey({ key: st.key, hmacKey: st.hmacKey, hmacType: st.hmacType }),
   }));
-  return { config, keys, keyConfigs: new Map(config.keys.map((k) => [k.credential.keyId, k])), fwknop };
+  const asym = device && config.techKeys.length > 0 ? {
+    keys: new Map(config.techKeys.map((k) => [k.keyId, k])), device,
+    buckets: new KeyBuckets({ burst: config.raw.spa.asym_burst, perSecond: config.raw.spa.asym_rate }),
+  } : undefined;
+  return { config, keys, keyConfigs: new Map(config.keys.map((k) => [k.credential.keyId, k])), fwknop, asym };
 }
 
 /** The UDP ports postern captures on: the SPA port, and the fwknop port when configured. */
@@ -64,7 +74,7 @@ export function guardSpec(config: Config): GuardSpec {
   // External ports of forwarding targets are guarded too: to everyone without a grant the
   // router is as silent there as on any guarded service (granted traffic is DNATed in
   // prerouting and never reaches the input hook).
-  const external = [...config.keys, ...config.fwknop].flatMap((k) => k.forwards.map((f) => ({ proto: f.proto, port: f.externalPort })));
+  const external = [...config.keys, ...config.techKeys, ...config.fwknop].flatMap((k) => k.forwards.map((f) => ({ proto: f.proto, port: f.externalPort })));
   const seen = new Set(config.guarded.map((s) => `${s.proto}/${s.port}`));
   const extra = external.filter((s) => !seen.has(`${s.proto}/${s.port}`) && seen.add(`${s.proto}/${s.port}`));
   return {
@@ -87,6 +97,8 @@ export class Daemon {
   #replay: ReplayDomain | undefined;
   #fwknopReplay: ReplayDomain | undefined;
   #started = false;
+  /** Public-key operations counted by buckets of earlier configs (buckets restart on reload). */
+  #pkOpsBefore = 0;
   #aggregator: FailureAggregator;
   #timers: Cancel[] = [];
   #log: Logger;
@@ -112,7 +124,7 @@ export class Daemon {
     const loaded = loadConfigFile(this.#deps.configPath);
     if (!loaded.ok) throw new ConfigError(loaded.errors);
     const { config } = loaded;
-    this.#active = activate(config);
+    this.#active = activate(config, this.#deviceKey(config));
     this.#openState(config);
     this.#backend = this.#deps.makeBackend(config);
     this.#grants = new GrantManager({ backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'), maxGrants: MAX_GRANTS });
@@ -125,8 +137,19 @@ export class Daemon {
     this.#started = true;
     this.#log.info('postern started', {
       device: config.device, backend: this.#backend.name, spa_port: config.raw.spa.port,
-      keys: config.keys.length, guarded: config.raw.guarded.join(','), clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
+      keys: config.keys.length, technician_keys: config.techKeys.length, guarded: config.raw.guarded.join(','), clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
     });
+  }
+
+  /** The device's X25519 key, made at first start, only when technician keys are configured
+   *  (a purely symmetric device never writes one). Throws DeviceKeyError: start fails loudly. */
+  #deviceKey(config: Config): DeviceKey | undefined {
+    if (config.techKeys.length === 0) return undefined;
+    const path = config.raw.state.device_key;
+    const { key, created } = loadOrCreateDeviceKey(path);
+    if (created) this.#log.info('device key created', { path, fingerprint: deviceFingerprint(key.publicKey) });
+    if (deviceKeyTooOpen(path)) this.#log.warn('device key file is readable by group or others; chmod 600 it', { path });
+    return key;
   }
 
   #openState(config: Config): void {
@@ -214,7 +237,9 @@ export class Daemon {
     const d = decideSpa(frame.payload, frame.src, {
       keys: active.keys, keyConfigs: active.keyConfigs, replay: replay.guard,
       windowMs: active.config.raw.spa.window_s * 1000, nowMs: this.#deps.clock.wallMs(), clockTrusted: this.#clockTrusted(),
+      ...(active.asym && { asym: { ...active.asym, monoMs: this.#deps.clock.monoMs() } }),
     });
+    if (active.asym) this.counters.publicKeyOps = active.asym.buckets.spent + this.#pkOpsBefore;
     if (d.accepted) replay.persist(d.accepted);
     return d;
   }
@@ -239,7 +264,7 @@ export class Daemon {
     } else if (d.kind === 'fwknop') {
       for (const plan of d.plans) void this.#open(`fwknop:${d.stanza.name}`, plan, source, { format: 'fwknop' });
     } else {
-      void this.#open(d.key.name, d.plan, source, { key_id: keyIdHex(d.key.credential.keyId) });
+      void this.#open(d.key.name, d.plan, source, { key_id: keyIdHex(d.key.keyId) });
     }
   }
 
@@ -274,9 +299,19 @@ export class Daemon {
     }
     const old = this.#active?.config;
     const { config } = loaded;
-    this.#active = activate(config);
-    const kept = new Set(config.keys.map((k) => k.credential.keyId));
-    for (const k of old?.keys ?? []) if (!kept.has(k.credential.keyId)) this.#replay?.guard.forgetKey(k.credential.keyId);
+    let device: DeviceKey | undefined;
+    try {
+      device = this.#deviceKey(config);
+    } catch (err) {
+      this.#log.error('reload refused: device key', { error: String(err) });
+      return false;
+    }
+    this.#pkOpsBefore = this.counters.publicKeyOps;
+    this.#active = activate(config, device);
+    // A technician key removed from the file is simply unknown from now on (issue 10:
+    // revocation takes effect on reload, no restart); `revoked: true` keeps it known and refused.
+    const kept = new Set([...config.keys, ...config.techKeys].map((k) => k.keyId));
+    for (const k of [...old?.keys ?? [], ...old?.techKeys ?? []]) if (!kept.has(k.keyId)) this.#replay?.guard.forgetKey(k.keyId);
     await this.#backend?.update(guardSpec(config));
     if (old && (capturePorts(old).join() !== capturePorts(config).join() || old.raw.spa.ipv6 !== config.raw.spa.ipv6
       || old.raw.spa.icmp !== config.raw.spa.icmp)) {

@@ -17,6 +17,10 @@ export const DROP_REASONS = {
   denied_address: 'the key may not open for the requested address',
   denied_type: 'message type not supported by this daemon',
   denied_forward: 'the key may not forward to the requested target',
+  bad_signature: 'technician key: decrypted, but the Ed25519 signature does not verify (forged or tampered)',
+  wrong_device: 'technician key: the packet was made for another device (its device hint does not match this device key)',
+  rate_limited: 'technician key: too many packets to verify; its token bucket is empty (spa.asym_burst, spa.asym_rate)',
+  revoked_key: 'the key stanza is revoked (revoked: true)',
   denied_username: 'fwknop stanza requires another username (REQUIRE_USERNAME)',
   fwknop_malformed: 'not an fwknop packet (length, characters, or a re-added Salted__ prefix)',
   fwknop_no_stanza: 'no fwknop stanza matches the source address (SOURCE)',
@@ -35,6 +39,8 @@ export class Counters {
   accepted = 0;
   extended = 0;
   closed = 0;
+  /** Public-key verifications the technician keys' token buckets allowed (issue 10). */
+  publicKeyOps = 0;
   /** Frames seen on capture sockets that were not for any capture port. */
   ignored = 0;
 
@@ -43,6 +49,6 @@ export class Counters {
   }
 
   snapshot(): Record<string, number> {
-    return { accepted: this.accepted, extended: this.extended, closed: this.closed, ...this.drops };
+    return { accepted: this.accepted, extended: this.extended, closed: this.closed, public_key_ops: this.publicKeyOps, ...this.drops };
   }
 }

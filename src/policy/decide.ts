@@ -3,7 +3,7 @@
 // authenticated request only gets what its key stanza allows. Pure: values in, a plan
 // or a named denial out.
 
-import type { ForwardConfig, KeyConfig } from '../config/load.ts';
+import type { ForwardConfig, KeyPolicy } from '../config/load.ts';
 import type { Family, ForwardTarget, Service } from '../firewall/types.ts';
 import type { SpaMessage } from '../spa/message.ts';
 import { canonicalAddress, cidrContains, networkOf } from '../wire/address.ts';
@@ -32,7 +32,7 @@ interface Who {
 }
 
 /** The address the grant is for: source or explicit, widened to the key's IPv6 prefix. */
-function grantAddress(msg: SpaMessage, key: KeyConfig, source: string): Decoded<Who, PolicyDenial> {
+function grantAddress(msg: SpaMessage, key: KeyPolicy, source: string): Decoded<Who, PolicyDenial> {
   const explicit = msg.address === undefined ? undefined : canonicalAddress(msg.address);
   // An explicit address equal to the source is no extra privilege.
   const address = explicit ?? source;
@@ -44,7 +44,7 @@ function grantAddress(msg: SpaMessage, key: KeyConfig, source: string): Decoded<
   return network === undefined ? fail('denied_address') : ok({ family, address: network, prefix: key.ipv6Prefix });
 }
 
-function grantServices(msg: SpaMessage, key: KeyConfig): Decoded<readonly Service[], PolicyDenial> {
+function grantServices(msg: SpaMessage, key: KeyPolicy): Decoded<readonly Service[], PolicyDenial> {
   if (msg.services.length === 0) return ok(key.services);
   for (const want of msg.services) {
     if (!key.services.some((s) => sameService(s, want))) return fail('denied_service');
@@ -53,7 +53,7 @@ function grantServices(msg: SpaMessage, key: KeyConfig): Decoded<readonly Servic
   return ok(msg.services.filter((s, i) => msg.services.findIndex((t) => sameService(s, t)) === i));
 }
 
-function duration(msg: SpaMessage, key: KeyConfig): Decoded<number, PolicyDenial> {
+function duration(msg: SpaMessage, key: KeyPolicy): Decoded<number, PolicyDenial> {
   const durationS = msg.durationS === 0 ? key.defaultDurationS : msg.durationS;
   return durationS > key.maxDurationS ? fail('denied_duration') : ok(durationS);
 }
@@ -63,7 +63,7 @@ function plan(who: Who, services: readonly Service[], durationS: number, forward
 }
 
 /** Decide what an authenticated, fresh `open` request from `source` may get. */
-export function decideOpen(msg: SpaMessage, key: KeyConfig, source: string): Decoded<GrantPlan, PolicyDenial> {
+export function decideOpen(msg: SpaMessage, key: KeyPolicy, source: string): Decoded<GrantPlan, PolicyDenial> {
   if (msg.type !== 'open') return fail('denied_type');
   const d = duration(msg, key);
   if (!d.ok) return d;
@@ -74,7 +74,7 @@ export function decideOpen(msg: SpaMessage, key: KeyConfig, source: string): Dec
   return ok(plan(who.value, services.value, d.value));
 }
 
-function matchForward(msg: SpaMessage, key: KeyConfig): ForwardConfig | undefined {
+function matchForward(msg: SpaMessage, key: KeyPolicy): ForwardConfig | undefined {
   const nat = msg.nat;
   if (!nat) return undefined;
   const want = msg.services[0];
@@ -84,7 +84,7 @@ function matchForward(msg: SpaMessage, key: KeyConfig): ForwardConfig | undefine
 }
 
 /** Decide a `forward` request: the NAT target must be one the key's stanza lists. */
-export function decideForward(msg: SpaMessage, key: KeyConfig, source: string): Decoded<GrantPlan, PolicyDenial> {
+export function decideForward(msg: SpaMessage, key: KeyPolicy, source: string): Decoded<GrantPlan, PolicyDenial> {
   if (msg.type !== 'forward') return fail('denied_type');
   const fwd = matchForward(msg, key);
   if (!fwd) return fail('denied_forward');

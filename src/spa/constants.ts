@@ -44,3 +44,15 @@ export type MessageType = keyof typeof MESSAGE_TYPES;
 
 /** uint64 timestamps above this cannot be represented exactly in a JS number. */
 export const MAX_TIMESTAMP = Number.MAX_SAFE_INTEGER;
+
+/** Asymmetric message class (docs/protocol.md "Asymmetric message class"):
+ *  key id (4) || E, ephemeral X25519 public key (32) || device hint (4) || SIV tag (16) || C,
+ *  and inside C: Ed25519 signature (64) || the same plaintext as above. */
+export const ASYM_EPHEMERAL_SIZE = 32;
+export const ASYM_HINT_SIZE = 4;
+export const ASYM_EPHEMERAL_OFFSET = KEY_ID_SIZE;
+export const ASYM_HINT_OFFSET = ASYM_EPHEMERAL_OFFSET + ASYM_EPHEMERAL_SIZE;
+export const ASYM_TAG_OFFSET = ASYM_HINT_OFFSET + ASYM_HINT_SIZE;
+export const ASYM_HEADER_SIZE = ASYM_TAG_OFFSET + TAG_SIZE;
+export const SIGNATURE_SIZE = 64;
+export const MIN_ASYM_PACKET = ASYM_HEADER_SIZE + SIGNATURE_SIZE + MIN_PLAINTEXT;
