@@ -5,6 +5,8 @@
 import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, errOut, out, parseCommandArgs, type Command } from './cli/command.ts';
 import { configCommand } from './cli/config-check.ts';
 import { daemonCommand } from './cli/daemon.ts';
+import { deviceKeyCommand } from './cli/device-key.ts';
+import { enrollCommand } from './cli/enroll.ts';
 import { doctorCommand } from './cli/doctor.ts';
 import { importCommand } from './cli/import.ts';
 import { keygenCommand } from './cli/keygen.ts';
@@ -25,7 +27,8 @@ const versionCommand: Command = {
 };
 
 export const COMMANDS: readonly Command[] = [
-  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand, versionCommand,
+  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand,
+  deviceKeyCommand, enrollCommand, versionCommand,
 ];
 
 function help(): string {

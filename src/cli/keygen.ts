@@ -6,16 +6,29 @@ import QRCode from 'qrcode';
 import { generateCredential } from '../spa/credential.ts';
 import { EXIT_OK, UsageError, out, parseCommandArgs, type Command } from './command.ts';
 import { parseServices } from './target.ts';
+import { runAsymKeygen } from './keygen-asym.ts';
 
 const USAGE = `usage: postern keygen [--name NAME] [--services tcp/22,...] [--json] [--qr]
+       postern keygen --asym [--out FILE] [--encrypt | --passphrase-file F] [--name NAME]
+                     [--services tcp/22,...] [--json] [--qr]
 
   Prints a new client credential (postern1:...). Keep it secret: it opens the device.
   --name NAME       key stanza name (default: key-<key id>)
   --services LIST   comma-separated services the stanza allows (default: tcp/22)
   --json            print the credential and the device-side key stanza as JSON
-  --qr              also print the credential as a terminal QR code (for phones)`;
+  --qr              also print the credential as a terminal QR code (for phones)
 
-const OPTIONS = { name: { type: 'string' }, services: { type: 'string' }, json: { type: 'boolean' }, qr: { type: 'boolean' } } as const;
+  --asym            make a technician identity instead (asymmetric class): an Ed25519 key
+                    written to FILE (mode 0600); prints only its public key (postern-pub1:...),
+                    which devices trust (postern enroll). Nothing secret goes into any device.
+  --out FILE        where the identity goes (default ~/.config/postern/identity)
+  --encrypt         seal the identity with a passphrase (scrypt + AES-256-GCM), asked for on
+                    the terminal; --passphrase-file F or $POSTERN_PASSPHRASE give it instead`;
+
+const OPTIONS = {
+  name: { type: 'string' }, services: { type: 'string' }, json: { type: 'boolean' }, qr: { type: 'boolean' },
+  asym: { type: 'boolean' }, out: { type: 'string' }, encrypt: { type: 'boolean' }, 'passphrase-file': { type: 'string' },
+} as const;
 
 /** Render a QR code with half-block characters: two modules per character cell. */
 export function renderQr(text: string): string {
@@ -45,10 +58,17 @@ async function run(args: string[]): Promise<number> {
     return EXIT_OK;
   }
   if (positionals.length > 0) throw new UsageError('keygen takes no positional arguments');
+  if (values.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(values.name)) throw new UsageError('--name must be 1-64 of A-Z a-z 0-9 . _ @ -');
+  const services = parseServices((values.services ?? 'tcp/22').split(',').filter(Boolean)).map((s) => `${s.proto}/${s.port}`);
+  if (values.asym) {
+    return runAsymKeygen({
+      out: values.out, name: values.name, services, encrypt: values.encrypt === true, passphraseFile: values['passphrase-file'],
+      json: values.json === true, qr: renderQr, showQr: values.qr === true,
+    });
+  }
+  if (values.out !== undefined || values.encrypt || values['passphrase-file'] !== undefined) throw new UsageError('--out, --encrypt and --passphrase-file go with --asym');
   const cred = generateCredential();
   const name = values.name ?? `key-${cred.keyIdHex}`;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(name)) throw new UsageError('--name must be 1-64 of A-Z a-z 0-9 . _ @ -');
-  const services = parseServices((values.services ?? 'tcp/22').split(',').filter(Boolean)).map((s) => `${s.proto}/${s.port}`);
   const credential = cred.encode();
   if (values.json) {
     out(JSON.stringify({ credential, key_id: cred.keyIdHex, stanza: { name, credential, services } }, null, 2));

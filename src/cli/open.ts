@@ -8,13 +8,16 @@ import { parseTarget } from '../config/load.ts';
 import type { NatTarget } from '../spa/message.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
 import { buildPacket, resolveHost, sendDatagram, waitForOpen } from './spa-client.ts';
-import { parseServices, resolveTarget, type Target } from './target.ts';
+import { parseServices, profileFor, resolveTarget, type Target } from './target.ts';
+import { readIdentity } from './identity.ts';
+import type { TechIdentity } from '../spa/asym-keys.ts';
 import { FWKNOP_DEFAULT_PORT, buildFwknopPacket, type FwknopOptions } from './fwknop-client.ts';
 import { readProfiles, type Profile } from './profiles.ts';
 import type { Service } from '../firewall/types.ts';
 import { sendIcmpEcho } from './icmp-send.ts';
 
-const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file FILE | --profile NAME)
+const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file FILE | --profile NAME
+                    | --identity FILE --device-key postern-dev1:... [--passphrase-file F])
                     [--allow-ip auto|ADDR] [--duration S] [--port N] [--wait] [--timeout S]
                     [--forward HOST:PORT] [--close] [--save-packet FILE] [--icmp] [--json]
                     [--fwknop (--fwknop-key B64 --fwknop-hmac-key B64 | --fwknop-key-file F)
@@ -28,6 +31,12 @@ const USAGE = `usage: postern open HOST [SERVICE ...] (--key CRED | --key-file F
   --key CRED        postern1:... credential (visible in ps: prefer --key-file or a profile)
   --key-file FILE   read the credential from FILE
   --profile NAME    use a profile from ~/.config/postern/profiles.json (HOST may name one)
+  --identity FILE   asymmetric: sign with this technician identity (postern keygen --asym);
+                    the packet is encrypted to the device's own key, which --device-key
+                    (or the profile's device_key) gives
+  --device-key K    the device's public key, postern-dev1:... (postern device-key prints it)
+  --passphrase-file F  the identity's passphrase, if it is encrypted (else
+                    $POSTERN_PASSPHRASE, else a prompt on the terminal)
   --allow-ip A      auto (default): the address the packet comes from; or an explicit
                     address (only if the device's key stanza allows it)
   --duration S      seconds to keep the door open (default: the key's default)
@@ -54,6 +63,7 @@ const OPTIONS = {
   'save-packet': { type: 'string' }, forward: { type: 'string' }, icmp: { type: 'boolean' },
   fwknop: { type: 'boolean' }, 'fwknop-key': { type: 'string' }, 'fwknop-hmac-key': { type: 'string' },
   'fwknop-hmac-type': { type: 'string' }, 'fwknop-key-file': { type: 'string' },
+  identity: { type: 'string' }, 'device-key': { type: 'string' }, 'passphrase-file': { type: 'string' },
 } as const;
 
 export interface SentPacket {
@@ -99,10 +109,11 @@ export function prepareOpen(
   host: string | undefined,
   serviceArgs: readonly string[] | ((t: Destination) => readonly string[]),
   values: Record<string, string | boolean | undefined>,
+  identity?: TechIdentity,
 ): PreparedOpen {
   const fwknopProfile = fwknopProfileFor(host, values['profile'] as string | undefined);
   if (values['fwknop'] || fwknopProfile) return prepareFwknop(host, serviceArgs, values, fwknopProfile);
-  const target = resolveTarget(host, values as Parameters<typeof resolveTarget>[1]);
+  const target = resolveTarget(host, values as Parameters<typeof resolveTarget>[1], identity);
   const wanted = typeof serviceArgs === 'function' ? serviceArgs(target) : serviceArgs;
   const services = parseServices(wanted.length > 0 ? wanted : target.profile?.services ?? []);
   const durationS = intOption(values['duration'] as string | undefined, 'duration', 1, 86400) ?? 0;
@@ -172,7 +183,8 @@ async function run(args: string[]): Promise<number> {
   }
   const [host, ...serviceArgs] = positionals;
   const timeoutS = intOption(values.timeout, 'timeout', 1, 600) ?? 10;
-  const prep = prepareOpen(host, serviceArgs, values);
+  const identity = await identityFor(host, values);
+  const prep = prepareOpen(host, serviceArgs, values, identity);
   const probe = values.wait && !values.close ? probeFor(prep) : undefined;
   if (values.wait && !values.close && !probe) throw new UsageError('--wait needs a tcp SERVICE to probe');
   const icmp = values.icmp === true;
@@ -180,7 +192,7 @@ async function run(args: string[]): Promise<number> {
   const report: Record<string, unknown> = { sent: true, host: sent.address, spa_port: sent.target.port, bytes: sent.bytes, ...(icmp && { transport: 'icmp' }) };
   let code = EXIT_OK;
   if (probe) {
-    const resend = () => sendOpen(prepareOpen(host, serviceArgs, values), undefined, icmp);
+    const resend = () => sendOpen(prepareOpen(host, serviceArgs, values, identity), undefined, icmp);
     const ms = await waitForOpen(sent.address, probe.port, timeoutS * 1000, resend);
     Object.assign(report, { probe: `tcp/${probe.port}`, open: ms !== undefined, ms });
     if (ms === undefined) code = EXIT_FAIL;
@@ -188,6 +200,23 @@ async function run(args: string[]): Promise<number> {
   if (values.json) out(JSON.stringify(report));
   else printHuman(report, values.close === true);
   return code;
+}
+
+/** The technician identity for an asymmetric open (--identity, or the profile's), read once
+ *  before anything is sent: a passphrase prompt must not sit between two packets. */
+export async function identityFor(host: string | undefined, values: Record<string, string | boolean | undefined>): Promise<TechIdentity | undefined> {
+  const opt = values['identity'] as string | undefined;
+  const path = opt ?? profileFor(host, values['profile'] as string | undefined)?.identity;
+  if (path === undefined) {
+    if (values['device-key'] !== undefined) throw new UsageError('--device-key goes with --identity FILE (or a profile with an identity)');
+    return undefined;
+  }
+  if (values['key'] !== undefined || values['key-file'] !== undefined || values['fwknop']) throw new UsageError('--identity and a symmetric or fwknop key do not go together');
+  try {
+    return await readIdentity(path, { passphraseFile: values['passphrase-file'] as string | undefined });
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
 }
 
 function printHuman(r: Record<string, unknown>, close: boolean): void {

@@ -6,19 +6,25 @@ import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArg
 import { profilesPath, readProfiles, validateProfile, writeProfiles, type Profile } from './profiles.ts';
 import { parseServices } from './target.ts';
 import { parseCredential } from '../spa/credential.ts';
+import { KEY_STRING_ERRORS, deviceFingerprint, parseDevicePublic } from '../spa/asym-keys.ts';
+import { resolve } from 'node:path';
 
 const USAGE = `usage: postern profile add NAME --host HOST (--key CRED | --key-file FILE
+                          | --identity FILE --device-key postern-dev1:...
                           | --fwknop-key B64 --fwknop-hmac-key B64 [--fwknop-hmac-type T])
                           [--port N] [--services tcp/22,...] [--ssh-port N] [--ssh-user USER]
        postern profile list [--json]
        postern profile remove NAME
 
+  An asymmetric profile stores the path of the technician identity (postern keygen --asym)
+  and the device's public key with its fingerprint (postern device-key on the device).
   Profiles live in ${'$'}XDG_CONFIG_HOME/postern/profiles.json (default ~/.config), mode 0600.
   Then: postern open NAME --wait, or postern ssh NAME.`;
 
 const OPTIONS = {
   host: { type: 'string' }, key: { type: 'string' }, 'key-file': { type: 'string' }, port: { type: 'string' },
   services: { type: 'string' }, 'ssh-port': { type: 'string' }, 'ssh-user': { type: 'string' }, json: { type: 'boolean' },
+  identity: { type: 'string' }, 'device-key': { type: 'string' },
   'fwknop-key': { type: 'string' }, 'fwknop-hmac-key': { type: 'string' }, 'fwknop-hmac-type': { type: 'string' },
 } as const;
 
@@ -33,15 +39,25 @@ function fwknopKeys(values: Values): Profile['fwknop'] {
   };
 }
 
+/** --identity FILE --device-key K: the identity's path (made absolute) and the device key by fingerprint. */
+function asymFields(values: Values): Pick<Profile, 'identity' | 'device_key' | 'device_fingerprint'> | undefined {
+  if (values.identity === undefined && values['device-key'] === undefined) return undefined;
+  if (values.identity === undefined || values['device-key'] === undefined) throw new UsageError('an asymmetric profile needs --identity FILE and --device-key postern-dev1:...');
+  const dev = parseDevicePublic(values['device-key']);
+  if (!dev.ok) throw new UsageError(`bad --device-key: ${KEY_STRING_ERRORS[dev.reason]}`);
+  return { identity: resolve(values.identity), device_key: values['device-key'].trim(), device_fingerprint: deviceFingerprint(dev.value) };
+}
+
 function buildProfile(values: Values): Profile {
   const fwknop = fwknopKeys(values);
   const credential = values.key ?? (values['key-file'] ? readFileSync(values['key-file'], 'utf8').trim() : undefined);
-  if (!values.host || (!credential && !fwknop)) throw new UsageError('profile add needs --host and --key, --key-file or --fwknop-key/--fwknop-hmac-key');
+  const asym = asymFields(values);
+  if (!values.host || (!credential && !fwknop && !asym)) throw new UsageError('profile add needs --host and --key, --key-file, --identity/--device-key or --fwknop-key/--fwknop-hmac-key');
   const port = intOption(values.port, 'port', 1, 65535);
   const sshPort = intOption(values['ssh-port'], 'ssh-port', 1, 65535);
   const services = values.services ? parseServices(values.services.split(',').filter(Boolean)).map((s) => `${s.proto}/${s.port}`) : undefined;
   return {
-    host: values.host, ...(credential !== undefined && { credential }), ...(fwknop && { fwknop }),
+    host: values.host, ...(credential !== undefined && { credential }), ...(fwknop && { fwknop }), ...asym,
     ...(port !== undefined && { port }), ...(services && { services }),
     ...(sshPort !== undefined && { ssh_port: sshPort }), ...(values['ssh-user'] && { ssh_user: values['ssh-user'] }),
   };
@@ -53,7 +69,7 @@ function list(json: boolean): number {
     // Credentials never go to stdout: show the key id only.
     out(JSON.stringify(Object.fromEntries(Object.entries(profiles).map(([n, p]) => {
       const { fwknop: _keys, ...rest } = p;
-      return [n, { ...rest, kind: p.fwknop ? 'fwknop' : 'postern', credential: keyIdOf(p) }];
+      return [n, { ...rest, kind: p.fwknop ? 'fwknop' : p.identity !== undefined ? 'asym' : 'postern', credential: keyIdOf(p) }];
     }))));
     return EXIT_OK;
   }
@@ -65,6 +81,7 @@ function list(json: boolean): number {
 
 function keyIdOf(p: Profile): string {
   if (p.fwknop) return 'fwknop (keys hidden)';
+  if (p.identity !== undefined) return `asym, device ${p.device_fingerprint ?? '?'}`;
   const c = parseCredential(p.credential ?? '');
   return c.ok ? `${c.value.keyIdHex} (secret hidden)` : '(invalid credential)';
 }

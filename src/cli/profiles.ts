@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseCredential } from '../spa/credential.ts';
+import { parseDevicePublic } from '../spa/asym-keys.ts';
 import { KEY_BASE64_TEXT } from '../fwknop/constants.ts';
 
 /** A profile of kind fwknop: the device runs fwknopd (or postern's fwknop port). */
@@ -26,6 +27,11 @@ export interface Profile {
   readonly services?: readonly string[];
   readonly ssh_port?: number;
   readonly ssh_user?: string;
+  /** Asymmetric class: path of the technician's identity file (postern keygen --asym). */
+  readonly identity?: string;
+  /** Asymmetric class: the device's public key (postern device-key) and its fingerprint. */
+  readonly device_key?: string;
+  readonly device_fingerprint?: string;
 }
 
 export type Profiles = Record<string, Profile>;
@@ -72,6 +78,10 @@ export function validateProfile(name: string, p: Profile): string[] {
   if (p.fwknop) {
     if (!KEY_BASE64_TEXT.test(p.fwknop.key_base64) || !KEY_BASE64_TEXT.test(p.fwknop.hmac_key_base64)) errors.push('the fwknop keys must be base64');
     if (p.credential !== undefined) errors.push('a profile is either postern (--key) or fwknop (--fwknop-key), not both');
+  } else if (p.identity !== undefined) {
+    const dev = parseDevicePublic(p.device_key ?? '');
+    if (!dev.ok) errors.push('an asymmetric profile needs the device public key (--device-key postern-dev1:...)');
+    if (p.credential !== undefined) errors.push('a profile is either symmetric (--key) or asymmetric (--identity), not both');
   } else if (!parseCredential(p.credential ?? '').ok) errors.push('the credential is not a valid postern1: string');
   return errors;
 }

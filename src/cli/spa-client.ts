@@ -11,10 +11,13 @@ import type { Service } from '../firewall/types.ts';
 import { MAX_PADDING, NONCE_SIZE, type MessageType } from '../spa/constants.ts';
 import type { Credential } from '../spa/credential.ts';
 import { prepareKey, sealPacket } from '../spa/packet.ts';
+import { sealAsym } from '../spa/asym.ts';
+import type { AsymCredential } from './target.ts';
 import type { NatTarget } from '../spa/message.ts';
 
 export interface OpenRequest {
-  readonly credential: Credential;
+  /** A symmetric credential, or a technician identity with the device's public key. */
+  readonly credential: Credential | AsymCredential;
   readonly type: MessageType;
   readonly services: readonly Service[];
   readonly durationS: number;
@@ -27,9 +30,8 @@ export interface OpenRequest {
 
 /** Seal a request into one SPA datagram with a fresh nonce and random-length padding. */
 export function buildPacket(req: OpenRequest): Buffer {
-  const key = prepareKey('client', req.credential);
   const padding = randomBytes(randomInt(0, MAX_PADDING + 1));
-  return sealPacket(key, {
+  const message = {
     type: req.type,
     timestampMs: req.nowMs,
     nonce: randomBytes(NONCE_SIZE),
@@ -37,7 +39,10 @@ export function buildPacket(req: OpenRequest): Buffer {
     address: req.allowAddress,
     services: req.services,
     nat: req.nat,
-  }, padding);
+  };
+  const cred = req.credential;
+  if ('kind' in cred) return sealAsym({ identity: cred.identity, device: cred.device, message, padding });
+  return sealPacket(prepareKey('client', cred), message, padding);
 }
 
 export async function resolveHost(host: string): Promise<{ address: string; family: 4 | 6 }> {

@@ -9,6 +9,7 @@ import { DEFAULT_SPA_PORT } from '../config/schema.ts';
 import { parseService } from '../config/load.ts';
 import type { Service } from '../firewall/types.ts';
 import { CREDENTIAL_ERRORS, parseCredential, type Credential } from '../spa/credential.ts';
+import { KEY_STRING_ERRORS, deviceFingerprint, parseDevicePublic, type TechIdentity } from '../spa/asym-keys.ts';
 import { UsageError, errOut, intOption } from './command.ts';
 import { profilesPath, profilesTooOpen, readProfiles, type Profile } from './profiles.ts';
 
@@ -17,12 +18,21 @@ export interface TargetOptions {
   readonly 'key-file'?: string | undefined;
   readonly profile?: string | undefined;
   readonly port?: string | undefined;
+  readonly 'device-key'?: string | undefined;
+}
+
+/** Asymmetric class: the technician's identity and the device's X25519 public key. */
+export interface AsymCredential {
+  readonly kind: 'asym';
+  readonly identity: TechIdentity;
+  readonly device: Buffer;
+  readonly fingerprint: string;
 }
 
 export interface Target {
   readonly host: string;
   readonly port: number;
-  readonly credential: Credential;
+  readonly credential: Credential | AsymCredential;
   readonly profile: Profile | undefined;
 }
 
@@ -51,7 +61,27 @@ export function parseServices(list: readonly string[]): Service[] {
   });
 }
 
-export function resolveTarget(hostArg: string | undefined, opts: TargetOptions): Target {
+/** The device key for an asymmetric open: --device-key, else the profile's. */
+function asymCredential(identity: TechIdentity, opts: TargetOptions, profile: Profile | undefined): AsymCredential {
+  const text = opts['device-key'] ?? profile?.device_key;
+  if (text === undefined) throw new UsageError('an asymmetric open needs the device public key: --device-key postern-dev1:... or a profile with one');
+  const dev = parseDevicePublic(text);
+  if (!dev.ok) throw new UsageError(`bad device key: ${KEY_STRING_ERRORS[dev.reason]}`);
+  const fingerprint = deviceFingerprint(dev.value);
+  if (profile?.device_fingerprint !== undefined && opts['device-key'] === undefined && profile.device_fingerprint !== fingerprint) {
+    throw new UsageError(`the profile's device key does not match its fingerprint ${profile.device_fingerprint}`);
+  }
+  return { kind: 'asym', identity, device: dev.value, fingerprint };
+}
+
+/** The profile a HOST or --profile names, if any (open reads it before resolveTarget to find an identity). */
+export function profileFor(hostArg: string | undefined, profileOpt: string | undefined): Profile | undefined {
+  const profiles = profileOpt !== undefined || hostArg !== undefined ? readProfiles() : {};
+  const name = profileOpt ?? hostArg;
+  return name === undefined ? undefined : profiles[name];
+}
+
+export function resolveTarget(hostArg: string | undefined, opts: TargetOptions, identity?: TechIdentity): Target {
   const profiles = opts.profile !== undefined || hostArg !== undefined ? readProfiles() : {};
   const profileName = opts.profile ?? (hostArg !== undefined && profiles[hostArg] ? hostArg : undefined);
   const profile = profileName === undefined ? undefined : profiles[profileName];
@@ -59,8 +89,10 @@ export function resolveTarget(hostArg: string | undefined, opts: TargetOptions):
   if (profileName !== undefined && !profile) throw new UsageError(`no profile ${JSON.stringify(profileName)} in ${profilesPath()}`);
   const host = profile && hostArg === profileName ? profile.host : hostArg ?? profile?.host;
   if (!host) throw new UsageError('which host? give HOST or --profile');
+  const portOpt = intOption(opts.port, 'port', 1, 65535);
+  const port = portOpt ?? profile?.port ?? DEFAULT_SPA_PORT;
+  if (identity) return { host, port, credential: asymCredential(identity, opts, profile), profile };
   const cred = parseCredential(credentialText(opts, profile));
   if (!cred.ok) throw new UsageError(`bad credential: ${CREDENTIAL_ERRORS[cred.reason]}`);
-  const portOpt = intOption(opts.port, 'port', 1, 65535);
-  return { host, port: portOpt ?? profile?.port ?? DEFAULT_SPA_PORT, credential: cred.value, profile };
+  return { host, port, credential: cred.value, profile };
 }
