@@ -19,11 +19,11 @@ async function run(args: string[]): Promise<number> {
   if (verb !== 'check' || !file || extra.length > 0) throw new UsageError('expected: config check FILE');
   const result = loadConfigFile(file);
   if (values.json) {
-    out(JSON.stringify(result.ok ? { valid: true, keys: result.config.keys.length } : { valid: false, errors: result.errors }));
+    out(JSON.stringify(result.ok ? { valid: true, keys: result.config.keys.length + result.config.techKeys.length } : { valid: false, errors: result.errors }));
     return result.ok ? EXIT_OK : EXIT_FAIL;
   }
   if (result.ok) {
-    out(`${file}: valid (device ${result.config.device}, ${result.config.keys.length} key${result.config.keys.length === 1 ? '' : 's'}, guarding ${result.config.raw.guarded.join(' ')})`);
+    out(`${file}: valid (device ${result.config.device}, ${result.config.keys.length + result.config.techKeys.length} key${result.config.keys.length + result.config.techKeys.length === 1 ? '' : 's'}, guarding ${result.config.raw.guarded.join(' ')})`);
     return EXIT_OK;
   }
   errOut(`${file}: ${result.errors.length} error${result.errors.length === 1 ? '' : 's'}`);
