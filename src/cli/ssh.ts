@@ -5,7 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
-import { prepareOpen, sendOpen } from './open.ts';
+import { identityFor, prepareOpen, sendOpen } from './open.ts';
 import { waitForOpen } from './spa-client.ts';
 
 const USAGE = `usage: postern ssh [--key CRED | --key-file FILE | --profile NAME] [--port N]
@@ -47,12 +47,14 @@ async function run(args: string[]): Promise<number> {
   const sshPortOpt = intOption(values['ssh-port'], 'ssh-port', 1, 65535);
   const timeoutS = intOption(values.timeout, 'timeout', 1, 600) ?? 10;
   let sshPort = 22;
+  // An asymmetric profile (issue 10) names a technician identity: read it once, up front.
+  const identity = await identityFor(host, values);
   const prep = prepareOpen(host, (t) => {
     sshPort = sshPortOpt ?? t.profile?.ssh_port ?? 22;
     return [`tcp/${sshPort}`];
-  }, values);
+  }, values, identity);
   const sent = await sendOpen(prep);
-  const resend = () => sendOpen(prepareOpen(host, [`tcp/${sshPort}`], values));
+  const resend = () => sendOpen(prepareOpen(host, [`tcp/${sshPort}`], values, identity));
   const ms = await waitForOpen(sent.address, sshPort, timeoutS * 1000, resend);
   if (ms === undefined) {
     errOut(`tcp/${sshPort} on ${sent.address} did not open within ${timeoutS} s: the device refused the packet or cannot be reached`);

@@ -9,7 +9,8 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { sealIdentity, writeIdentityFile } from '../../src/cli/identity.ts';
 import { join } from 'node:path';
 import { labSkipReason, type LabHost } from '../lab/lab.ts';
 import { tcpConnect } from '../lab/net-probe.ts';
@@ -18,7 +19,7 @@ import { generateTechIdentity, parseDevicePublic, parseTechIdentity, TechIdentit
 import { ASYM_TAG_OFFSET } from '../../src/spa/constants.ts';
 import type { SpaMessage } from '../../src/spa/message.ts';
 import {
-  BACKENDS, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, eventually, type Backend, type World, type WorldOptions,
+  BACKENDS, BUNDLE, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, eventually, type Backend, type World, type WorldOptions,
 } from './harness.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason();
@@ -137,11 +138,23 @@ test('[nft] a packet made for device A is refused by device B (wrong_device), th
   await eventually(async () => (await a.w.grantRules()).length === 1, 3000, 'device A opens');
 });
 
-test('[nft] the device database and config hold no technician private material', { skip }, async (t) => {
+test('[nft] profile with an encrypted identity opens; the device database and config hold no technician private material', { skip }, async (t) => {
   const tech = generateTechIdentity();
-  const { w, device } = await asymWorld(t, 'nft', [stanza('tech', tech)]);
-  await w.sendRaw(w.lab.client, seal(tech, device));
-  await eventually(async () => (await w.grantRules()).length === 1, 3000, 'open');
+  const { w, deviceText } = await asymWorld(t, 'nft', [stanza('tech', tech)]);
+  // The technician's side: a passphrase-sealed identity and a profile holding the device key.
+  writeFileSync(join(w.dir, 'pass'), 'correct horse battery staple\n', { mode: 0o600 });
+  writeIdentityFile(join(w.dir, 'tech.id'), sealIdentity(tech, 'correct horse battery staple'));
+  const env = { ...process.env, XDG_CONFIG_HOME: join(w.dir, 'home') };
+  const cli = (args: string[]) => w.lab.exec(w.lab.client, [process.execPath, BUNDLE, ...args], { env, timeoutMs: 20_000 });
+  const add = await cli(['profile', 'add', 'edge', '--host', w.lab.router.ip4, '--identity', join(w.dir, 'tech.id'), '--device-key', deviceText]);
+  assert.equal(add.code, 0, add.stderr);
+  const list = await cli(['profile', 'list']);
+  assert.match(list.stdout, /asym, device [0-9a-f]{4}-/);
+  const wrong = await cli(['open', 'edge', '--wait']);
+  assert.equal(wrong.code, 2, 'no passphrase source and no terminal: a usage error, nothing sent');
+  const open = await cli(['open', 'edge', `tcp/${SERVICE_PORT}`, '--passphrase-file', join(w.dir, 'pass'), '--wait']);
+  assert.equal(open.code, 0, open.stderr + open.stdout);
+  assert.equal((await w.grantRules()).length, 1);
   w.daemon.kill('SIGTERM');
   await w.daemon.exited();
   const seed = Buffer.from(tech.encodeSecret().slice('postern-id1:'.length), 'base64url').subarray(4);

@@ -50,7 +50,7 @@ function runBundle(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Run
 
 /** Command names as the bundle's own help lists them ("  name  summary" lines). */
 function commandsFromHelp(help: string): string[] {
-  return [...help.matchAll(/^ {2}([a-z]+) {2,}\S/gm)].map((m) => m[1] ?? '');
+  return [...help.matchAll(/^ {2}([a-z][a-z-]*) {2,}\S/gm)].map((m) => m[1] ?? '');
 }
 
 /** The secret part of a credential: 8-char windows past the key id (4 bytes = 5.3 chars). */

@@ -81,7 +81,7 @@ test('docs/config.md: the complete example validates', () => {
   assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
   // Every top-level and section key the schema knows is documented.
   for (const k of ['device', 'log_level', 'guarded', 'spa', 'keys', 'firewall', 'window_s', 'clock', 'replay_ring',
-    'require_source_address', 'allowed_addresses', 'max_duration_s', 'default_duration_s', 'keep_guarding_on_exit', 'reconcile_interval_s', 'database', 'ipv6_prefix', 'forwards', 'enable_ip_forward', 'nft', 'max_age_s', 'stanzas', 'open_ports', 'restrict_ports', 'hmac_digest_type', 'fw_access_timeout_s', 'max_fw_timeout_s', 'require_username', 'local_nat']) {
+    'require_source_address', 'allowed_addresses', 'max_duration_s', 'default_duration_s', 'keep_guarding_on_exit', 'reconcile_interval_s', 'database', 'ipv6_prefix', 'forwards', 'enable_ip_forward', 'nft', 'max_age_s', 'stanzas', 'open_ports', 'restrict_ports', 'hmac_digest_type', 'fw_access_timeout_s', 'max_fw_timeout_s', 'require_username', 'local_nat', 'asym_burst', 'asym_rate', 'revoked', 'device_key']) {
     assert.match(doc, new RegExp(`[\`.]${k}[\`.\\[]`), `docs/config.md documents ${k}`);
   }
 });
