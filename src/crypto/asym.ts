@@ -17,9 +17,9 @@ export const X25519_KEY_SIZE = 32;
 export const ED25519_KEY_SIZE = 32;
 export const ED25519_SIG_SIZE = 64;
 
-// RFC 8410 section 7 / 10.3: PKCS#8 PrivateKeyInfo and SPKI prefixes for a 32-byte key.
+// RFC 8410 section 7 / 10.3: PKCS#8 PrivateKeyInfo and SPKI prefixes for a 32-byte key
+// (X25519 public keys are imported as JWK instead, see x25519PublicKey).
 const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
 const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 
@@ -41,7 +41,9 @@ export function x25519PublicKey(raw: Uint8Array): KeyObject | undefined {
   const u = Buffer.from(raw);
   u[31]! &= 0x7f;
   try {
-    return createPublicKey({ key: Buffer.concat([X25519_SPKI, u]), format: 'der', type: 'spki' });
+    // JWK (RFC 8037) rather than SPKI DER: measured about 4x cheaper per import on Node 24,
+    // and this runs once per asymmetric packet.
+    return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: u.toString('base64url') }, format: 'jwk' });
   } catch {
     return undefined;
   }

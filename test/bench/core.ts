@@ -24,6 +24,7 @@ import { TAG_SIZE } from '../../src/spa/constants.ts';
 import { parseCidr, type Cidr } from '../../src/wire/address.ts';
 import { runCryptoBench, type CryptoBenchRow } from './crypto-bench.ts';
 import { fwknopCoreRows } from './fwknop-bench.ts';
+import { asymCoreRows } from './asym-bench.ts';
 import { summarize, verdict, type Summary } from './stats.ts';
 
 const SAMPLES = 41;
@@ -183,7 +184,7 @@ function cmacRows(): CoreRow[] {
 export function runCoreBench(): CoreRow[] {
   const f = fixture();
   const nowMs = Date.now();
-  return [...rejectRows(f, nowMs), ...verifyRows(f, nowMs), ringRow(), ...cmacRows(), ...fwknopCoreRows({ measure, calls }, nowMs)];
+  return [...rejectRows(f, nowMs), ...verifyRows(f, nowMs), ringRow(), ...cmacRows(), ...fwknopCoreRows({ measure, calls }, nowMs), ...asymCoreRows({ measure, calls }, nowMs)];
 }
 
 function ns(v: number): string {
@@ -208,6 +209,7 @@ export function formatCoreBench(rows: readonly CoreRow[]): string {
     `core: ns per operation (${process.version}, ${process.arch}), median and p10/p90 of ${SAMPLES} timed batches after warm-up`,
     head, ...lines,
     ...ratio('node-aes-cmac / Cmac (64 B, medians)', 'node-aes-cmac (64 B)', 'Cmac.mac (64 B)'),
+    ...ratio('asym / SPA, valid packet, whole decision (medians)', 'asym valid: decideSpa (X25519+Ed25519+policy)', 'valid packet: decideSpa (+replay, policy)'),
     ...ratio('fwknop / SPA, valid packet, whole decision (medians)', 'fwknop valid: decideFwknop (+replay, policy)', 'valid packet: decideSpa (+replay, policy)'),
     'targets are the issue\'s figures for this machine; "MISSED" is reported, not asserted',
   ].join('\n');

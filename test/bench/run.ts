@@ -14,7 +14,7 @@ export const BENCH_BACKENDS = ['nft', 'iptables'] as const satisfies readonly Ba
 
 const BENCHES = {
   core: {
-    about: 'hot-path costs: unknown-key rejection, full verification, replay ring, CMAC, fwknop packets (ns/op)',
+    about: 'hot-path costs: unknown-key rejection, full verification, replay ring, CMAC, fwknop and asymmetric packets (ns/op)',
     byBackend: false,
     run: async (): Promise<void> => {
       const { formatCoreBench, runCoreBench } = await import('./core.ts');
