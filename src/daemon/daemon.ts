@@ -18,8 +18,7 @@ import { keyIdHex } from '../spa/credential.ts';
 import type { KeyConfig, TechKeyConfig } from '../config/load.ts';
 import { KeyBuckets } from '../pipeline/token-bucket.ts';
 import type { DeviceKey } from '../spa/asym.ts';
-import { deviceFingerprint } from '../spa/asym-keys.ts';
-import { deviceKeyTooOpen, loadOrCreateDeviceKey } from './device-key.ts';
+import { deviceKeyFor } from './device-key.ts';
 import type { Frame } from '../wire/frame.ts';
 import type { PacketSource } from '../capture/raw.ts';
 import { checkForwarding } from '../platform/ip-forward.ts';
@@ -124,7 +123,7 @@ export class Daemon {
     const loaded = loadConfigFile(this.#deps.configPath);
     if (!loaded.ok) throw new ConfigError(loaded.errors);
     const { config } = loaded;
-    this.#active = activate(config, this.#deviceKey(config));
+    this.#active = activate(config, deviceKeyFor(config, this.#log));
     this.#openState(config);
     this.#backend = this.#deps.makeBackend(config);
     this.#grants = new GrantManager({ backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'), maxGrants: MAX_GRANTS });
@@ -139,17 +138,6 @@ export class Daemon {
       device: config.device, backend: this.#backend.name, spa_port: config.raw.spa.port,
       keys: config.keys.length, technician_keys: config.techKeys.length, guarded: config.raw.guarded.join(','), clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
     });
-  }
-
-  /** The device's X25519 key, made at first start, only when technician keys are configured
-   *  (a purely symmetric device never writes one). Throws DeviceKeyError: start fails loudly. */
-  #deviceKey(config: Config): DeviceKey | undefined {
-    if (config.techKeys.length === 0) return undefined;
-    const path = config.raw.state.device_key;
-    const { key, created } = loadOrCreateDeviceKey(path);
-    if (created) this.#log.info('device key created', { path, fingerprint: deviceFingerprint(key.publicKey) });
-    if (deviceKeyTooOpen(path)) this.#log.warn('device key file is readable by group or others; chmod 600 it', { path });
-    return key;
   }
 
   #openState(config: Config): void {
@@ -301,7 +289,7 @@ export class Daemon {
     const { config } = loaded;
     let device: DeviceKey | undefined;
     try {
-      device = this.#deviceKey(config);
+      device = deviceKeyFor(config, this.#log);
     } catch (err) {
       this.#log.error('reload refused: device key', { error: String(err) });
       return false;

@@ -10,6 +10,9 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writ
 import { dirname } from 'node:path';
 import { generateX25519, rawPublicKey, x25519PrivateKey } from '../crypto/asym.ts';
 import { deviceKeyFromRaw, type DeviceKey } from '../spa/asym.ts';
+import { deviceFingerprint } from '../spa/asym-keys.ts';
+import type { Config } from '../config/load.ts';
+import type { Logger } from '../log/logger.ts';
 
 export const DEVICE_KEY_PREFIX = 'postern-devkey1:';
 const RAW_SIZE = 32;
@@ -64,4 +67,16 @@ export function deviceKeyTooOpen(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The daemon's device key: made at first start, only when technician keys are configured
+ *  (a purely symmetric device never writes one). Throws DeviceKeyError: start fails loudly,
+ *  a reload is refused. */
+export function deviceKeyFor(config: Config, log: Logger): DeviceKey | undefined {
+  if (config.techKeys.length === 0) return undefined;
+  const path = config.raw.state.device_key;
+  const { key, created } = loadOrCreateDeviceKey(path);
+  if (created) log.info('device key created', { path, fingerprint: deviceFingerprint(key.publicKey) });
+  if (deviceKeyTooOpen(path)) log.warn('device key file is readable by group or others; chmod 600 it', { path });
+  return key;
 }
