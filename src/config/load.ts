@@ -69,7 +69,7 @@ export function serviceText(s: Service): string {
 function show(path: string, value: unknown): string {
   const s = JSON.stringify(value);
   // By path, and by content: a misspelt key or a bare string may still hold a credential.
-  if (/credential|(^|\/)(hmac_)?key(_base64)?$/.test(path) || (s !== undefined && /postern1:|postern-id1:/.test(s))) return '(hidden)';
+  if (/credential|(^|\/)(hmac_)?key(_base64)?$/.test(path) || (s !== undefined && /postern1:|postern-id1:|postern-idenc1:/.test(s))) return '(hidden)';
   return s === undefined ? 'nothing' : s.length > 60 ? s.slice(0, 57) + '...' : s;
 }
 
@@ -132,7 +132,7 @@ function credentialErrors(text: string, at: string): string[] {
     const pub = parseTechPublic(text);
     return pub.ok ? [] : [`${at}/credential: technician public key: ${KEY_STRING_ERRORS[pub.reason]}`];
   }
-  if (text.trim().startsWith(TECH_IDENTITY_PREFIX)) {
+  if (text.trim().startsWith(TECH_IDENTITY_PREFIX) || text.trim().startsWith('postern-idenc1:')) {
     return [`${at}/credential: this is a technician's private identity; a device needs only its public key (postern-pub1:...)`];
   }
   const cred = parseCredential(text);

@@ -216,3 +216,14 @@ test('config: a symmetric and a technician key may not share a key id', async ()
   assert.ok(!v.ok);
   assert.match(v.errors.join('\n'), /share key id/);
 });
+
+test('config: a sealed identity in a stanza is refused and never quoted', () => {
+  const sealedLike = 'postern-idenc1:' + 'A'.repeat(107);
+  const v = validateConfig({ device: 'd', guarded: ['tcp/22'], keys: [{ name: 't', credential: sealedLike, services: ['tcp/22'] }], typo: sealedLike });
+  assert.ok(!v.ok);
+  assert.doesNotMatch(v.errors.join('\n'), /postern-idenc1:/);
+  const cross = validateConfig({ device: 'd', guarded: ['tcp/22'], keys: [{ name: 't', credential: sealedLike, services: ['tcp/22'] }] });
+  assert.ok(!cross.ok);
+  assert.match(cross.errors.join('\n'), /private identity/);
+  assert.doesNotMatch(cross.errors.join('\n'), /postern-idenc1:/);
+});
