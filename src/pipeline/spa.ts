@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The SPA decision for one datagram, cheapest rejection first (STYLE.md principle 3):
-//   length -> key id -> replay peek -> AES-SIV -> freshness -> replay commit -> policy.
+//   length -> key id -> revoked -> replay peek -> AES-SIV -> freshness -> replay commit -> policy.
+// A key id that names a technician key (asymmetric class) goes to decideAsym (asym.ts),
+// which joins this path again at admitMessage (freshness, replay commit, policy).
 // Synchronous and pure apart from the replay guard it is given: the caller applies the
 // resulting grant. The replay ring is only written after authentication (principle 4),
 // and before any grant is made, so a crash between the two cannot reopen a replay.
