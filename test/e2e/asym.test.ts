@@ -72,7 +72,7 @@ async function keygen(w: World, host: LabHost, file: string): Promise<{ pub: str
 }
 
 for (const backend of BACKENDS) {
-  test(`[${backend}] asymmetric: enroll on a running daemon, open with --identity, replay and forgery refused, revocation on reload`, { skip }, async (t) => {
+  test(`[${backend}] asymmetric: enroll on a running daemon, open with --identity, replay, stale, forgery and tampering refused, revocation on reload`, { skip }, async (t) => {
     // Start with a symmetric key only: no device key yet; enrolment brings the first technician key.
     const w = await createWorld({ backend });
     t.after(() => w.close());
@@ -103,6 +103,8 @@ for (const backend of BACKENDS) {
     const forger = new TechIdentity(tech.id.keyId, generateTechIdentity().publicKey().publicKey);
     await w.sendRaw(lab.attacker, seal(forger, device.value));
     await w.daemon.waitForOutput(/msg=refused reason=bad_signature source=198\.18\.0\.3 key=field/, 3000);
+    await w.sendRaw(lab.client, seal(tech.id, device.value, { timestampMs: Date.now() - 10 * 60_000 }));
+    await w.daemon.waitForOutput(/msg=refused reason=stale source=198\.18\.0\.2 key=field/, 3000);
     const tampered = seal(tech.id, device.value);
     tampered[ASYM_TAG_OFFSET + 20]! ^= 0x40;
     await w.sendRaw(lab.attacker, tampered);
