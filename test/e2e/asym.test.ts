@@ -191,16 +191,17 @@ test('[nft] a flood with a known key id and garbage bodies stays within the toke
   const other = generateTechIdentity();
   const burst = 5;
   const rate = 5;
-  const { w, device } = await asymWorld(t, 'nft', [stanza('victim', victim), stanza('other', other)], {}, { asym_burst: burst, asym_rate: rate });
+  const { w, device, deviceText } = await asymWorld(t, 'nft', [stanza('victim', victim), stanza('other', other)], {}, { asym_burst: burst, asym_rate: rate });
   const startedAt = Date.now();
   // The attacker knows the device's public key (it is public), so the hint passes and every
   // packet reaches the bucket: the worst case for public-key work.
   const head = seal(victim, device).subarray(0, ASYM_TAG_OFFSET).toString('hex');
   const flood = w.lab.exec(w.lab.attacker, [process.execPath, '-e', FLOOD_SCRIPT, w.lab.router.ip4, String(SPA_PORT), '20000', '6000', head, '150'], { timeoutMs: 20_000 });
   await new Promise((r) => setTimeout(r, 300));
-  const pkt = seal(other, device);
-  await w.sendRaw(w.lab.client, pkt);
-  await eventually(async () => (await tcpConnect(w.lab, w.lab.client, w.lab.router.ip4, SERVICE_PORT, 300)).result === 'connected', 5000, 'the other key opens during the flood');
+  // `postern open --wait` resends (fresh packets) if the flood made the kernel drop one.
+  writeIdentityFile(join(w.dir, 'other.id'), other.encodeSecret());
+  const open = await w.postern(w.lab.client, ['open', w.lab.router.ip4, `tcp/${SERVICE_PORT}`, '--identity', join(w.dir, 'other.id'), '--device-key', deviceText, '--wait', '--timeout', '10']);
+  assert.equal(open.code, 0, `the other key opens during the flood: ${open.stderr}${open.stdout}`);
   const flooded = await flood;
   assert.equal(flooded.code, 0, flooded.stderr);
   w.daemon.kill('SIGTERM');
@@ -214,5 +215,7 @@ test('[nft] a flood with a known key id and garbage bodies stays within the toke
   // Two buckets (victim, other): each at most burst + rate * elapsed.
   assert.ok(ops <= 2 * (burst + Math.ceil(rate * elapsedS)), `public-key operations ${ops} exceed the buckets over ${elapsedS} s`);
   assert.ok(limited >= 1000, `the flood reached the bucket (${limited} rate_limited)`);
-  assert.equal(count('bad_auth'), ops - 1, 'every verified flood packet failed authentication; the one good packet opened');
+  const good = count('accepted') + count('extended');
+  assert.ok(good >= 1 && good <= 3, `the other key's packets (1 to 3 with resends) were accepted: ${good}`);
+  assert.equal(count('bad_auth'), ops - good, 'every other verified packet was flood garbage and failed authentication');
 });
