@@ -12,7 +12,7 @@ import { generateX25519 } from '../../src/crypto/asym.ts';
 import { decideSpa, type SpaContext } from '../../src/pipeline/spa.ts';
 import { KeyBuckets } from '../../src/pipeline/token-bucket.ts';
 import { deviceKeyFromRaw, sealAsym } from '../../src/spa/asym.ts';
-import { generateTechIdentity } from '../../src/spa/asym-keys.ts';
+import { generateTechIdentity, parseDevicePublic, parseTechIdentity, parseTechPublic } from '../../src/spa/asym-keys.ts';
 import { ASYM_TAG_OFFSET, MAX_PACKET } from '../../src/spa/constants.ts';
 import { buildKeyTable } from '../../src/spa/packet.ts';
 import { ReplayGuard } from '../../src/spa/replay.ts';
@@ -68,4 +68,17 @@ test('mutations of a valid packet: only the original opens; header mutations sto
       if (headerTouched && d.kind === 'drop' && d.reason === 'wrong_device') assert.equal(s.buckets.spent, before, 'no public-key work');
     },
   ), { numRuns: 1500 });
+});
+
+test('key strings: arbitrary text never throws; prefixed base64url of any bytes parses or fails with a named reason', () => {
+  const parsers = [parseTechPublic, parseTechIdentity, parseDevicePublic];
+  const prefixes = ['postern-pub1:', 'postern-id1:', 'postern-dev1:', ''];
+  fc.assert(fc.property(fc.string({ maxLength: 80 }), fc.uint8Array({ maxLength: 40 }), fc.constantFrom(...prefixes), (text, bytes, prefix) => {
+    for (const parse of parsers) {
+      for (const input of [text, prefix + Buffer.from(bytes).toString('base64url')]) {
+        const r = parse(input);
+        if (!r.ok) assert.ok(['missing_prefix', 'bad_characters', 'bad_length', 'bad_key'].includes(r.reason));
+      }
+    }
+  }), { numRuns: 2000 });
 });
