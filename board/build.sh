@@ -193,3 +193,32 @@ board_build() {
     "node $( [ -f "$out/root$BOARD_NODE_PATH" ] && du -sk "$out/root$BOARD_NODE_PATH" | cut -f1 || echo 0) KiB;" \
     "tree $(du -sk "$out/root" | cut -f1) KiB; tarball $(du -k "$out/postern-$BOARD_NAME.tar.gz" | cut -f1) KiB"
 }
+
+# binfmt_misc runs arm64 binaries through qemu-aarch64-static; the F flag (fix-binary)
+# keeps it working inside a chroot that has no qemu of its own.
+board_binfmt() {
+  [ -d /proc/sys/fs/binfmt_misc ] || die "no binfmt_misc in this kernel"
+  [ -f /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  [ -f /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null
+  grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 || die "qemu-aarch64 binfmt lacks the F flag"
+}
+
+# A minimal Debian arm64 rootfs (bookworm, like Pi OS 12) with the arm64 nft and iptables,
+# made once and cached; the emulated test mounts it read-only under an overlay.
+BOARD_ROOTFS="$BOARD_CACHE/rootfs-arm64"
+board_rootfs() {
+  [ -x "$BOARD_ROOTFS/usr/sbin/nft" ] && return 0
+  log "debootstrap: arm64 bookworm rootfs into $BOARD_ROOTFS (once; ~2 min)"
+  rm -rf "$BOARD_ROOTFS.tmp"
+  debootstrap --arch=arm64 --variant=minbase --include=iptables,nftables bookworm \
+    "$BOARD_ROOTFS.tmp" http://deb.debian.org/debian >"$BOARD_CACHE/debootstrap.log" 2>&1 \
+    || die "debootstrap failed: $BOARD_CACHE/debootstrap.log"
+  mv "$BOARD_ROOTFS.tmp" "$BOARD_ROOTFS"
+}
+
+# Everything test/board/emulated.test.ts needs: out/rpi-arm64 and the cached rootfs.
+emulated_prep() {
+  board_deps; board_binfmt; board_rootfs
+  POSTERN_NO_TYPECHECK=1 board_build rpi-arm64 --no-test
+  echo "rootfs=$BOARD_ROOTFS"
+}
