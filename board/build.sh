@@ -199,7 +199,11 @@ board_build() {
 board_binfmt() {
   [ -d /proc/sys/fs/binfmt_misc ] || die "no binfmt_misc in this kernel"
   [ -f /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-  [ -f /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null
+  if [ ! -f /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+    # qemu-user-static imports its formats only when binfmt-support was configured first.
+    update-binfmts --import qemu-aarch64 >/dev/null 2>&1 || true
+    update-binfmts --enable qemu-aarch64 >/dev/null
+  fi
   grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 || die "qemu-aarch64 binfmt lacks the F flag"
 }
 
@@ -208,10 +212,15 @@ board_binfmt() {
 BOARD_ROOTFS="$BOARD_CACHE/rootfs-arm64"
 board_rootfs() {
   [ -x "$BOARD_ROOTFS/usr/sbin/nft" ] && return 0
+  # The Debian mirror this machine's apt already uses (deb822 sources, or sources.list).
+  local mirror
+  mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -n 's/^URIs: *\([^ ]*\).*/\1/p' | grep -v security | head -1)
+  [ -n "$mirror" ] || mirror=$(sed -n 's/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\) .*/\2/p' /etc/apt/sources.list 2>/dev/null | grep -v security | head -1)
+  [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list*"
   log "debootstrap: arm64 bookworm rootfs into $BOARD_ROOTFS (once; ~2 min)"
-  rm -rf "$BOARD_ROOTFS.tmp"
+  rm -rf "$BOARD_ROOTFS.tmp"; mkdir -p "$BOARD_CACHE"
   debootstrap --arch=arm64 --variant=minbase --include=iptables,nftables bookworm \
-    "$BOARD_ROOTFS.tmp" http://deb.debian.org/debian >"$BOARD_CACHE/debootstrap.log" 2>&1 \
+    "$BOARD_ROOTFS.tmp" "$mirror" >"$BOARD_CACHE/debootstrap.log" 2>&1 \
     || die "debootstrap failed: $BOARD_CACHE/debootstrap.log"
   mv "$BOARD_ROOTFS.tmp" "$BOARD_ROOTFS"
 }
