@@ -159,7 +159,12 @@ const STEPS: readonly Step[] = [
     const idle = rssMb(pid);
     const flood = await runProbe<UdpFloodResult>(b.lab, b.lab.attacker, ['udp-flood', b.lab.router.ip4, SPA_PORT, FLOOD_PACKETS, 20, 8]);
     await new Promise((r) => setTimeout(r, 2000));
-    process.stdout.write(`# arm64 (qemu-user) daemon RSS: idle ${idle} MB, after ${flood.sent} junk packets in ${flood.ms} ms ${rssMb(pid)} MB (includes qemu's translation cache)\n`);
+    // A bare arm64 Node under the same qemu: the daemon's own share is the difference.
+    const bare = b.lab.spawn(b.lab.router, ['chroot', b.mnt, '/usr/lib/postern/node/bin/node', '--max-old-space-size=64', '-e', 'setTimeout(() => {}, 20000)']);
+    await new Promise((r) => setTimeout(r, 4000));
+    const bareMb = rssMb(bare.pid);
+    bare.kill('SIGKILL');
+    process.stdout.write(`# arm64 (qemu-user) daemon RSS: idle ${idle} MB, after ${flood.sent} junk packets in ${flood.ms} ms ${rssMb(pid)} MB; a bare arm64 Node under the same qemu: ${bareMb} MB (qemu's translation cache is in every figure)\n`);
   }],
   // ['postern status reports the grant', async (b) => { ... inBoard(b, ['status']) ... }],
 ];
