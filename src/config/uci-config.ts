@@ -59,7 +59,7 @@ function put(target: Record<string, unknown>, path: readonly string[], value: Js
 function mapSection(s: UciSection, table: Table, target: Record<string, unknown>, errors: string[]): void {
   for (const [opt, raw] of s.options) {
     const entry = table[opt];
-    const at = `line ${s.line} (config ${s.type}${s.name === undefined ? '' : ` ${s.name}`}) ${opt}`;
+    const at = `line ${s.optionLines.get(opt) ?? s.line} (config ${s.type}${s.name === undefined ? '' : ` ${s.name}`}) ${opt}`;
     if (entry === undefined) {
       errors.push(`${at}: unknown option (known: ${Object.keys(table).join(', ')})`);
       continue;

@@ -14,6 +14,8 @@ export interface UciSection {
   readonly name: string | undefined;
   readonly line: number;
   readonly options: ReadonlyMap<string, string | readonly string[]>;
+  /** the line of each option (of a list: its first item), for error messages */
+  readonly optionLines: ReadonlyMap<string, number>;
 }
 
 export type UciResult =
@@ -73,7 +75,7 @@ function doubleQuoted(line: string, start: number): { text: string; next: number
   return undefined;
 }
 
-interface Building { type: string; name: string | undefined; line: number; options: Map<string, string | string[]> }
+interface Building { type: string; name: string | undefined; line: number; options: Map<string, string | string[]>; optionLines: Map<string, number> }
 
 function statement(words: string[], lineNo: number, cur: Building | undefined, errors: string[]): Building | undefined {
   const [kw, a, b, ...extra] = words;
@@ -84,7 +86,7 @@ function statement(words: string[], lineNo: number, cur: Building | undefined, e
       errors.push(`${at}: expected: config TYPE [NAME] (names are letters, digits and _)`);
       return undefined;
     }
-    return { type: a, name: b, line: lineNo, options: new Map() };
+    return { type: a, name: b, line: lineNo, options: new Map(), optionLines: new Map() };
   }
   if (kw !== 'option' && kw !== 'list') {
     errors.push(`${at}: unknown statement (expected config, option, list or package; the line is not quoted, it may hold a key)`);
@@ -96,11 +98,17 @@ function statement(words: string[], lineNo: number, cur: Building | undefined, e
     errors.push(`${at}: ${kw} outside a config section`);
   } else if (kw === 'option') {
     if (cur.options.has(a)) errors.push(`${at}: option ${a} given twice`);
-    else cur.options.set(a, b);
+    else {
+      cur.options.set(a, b);
+      cur.optionLines.set(a, lineNo);
+    }
   } else {
     const prev = cur.options.get(a);
     if (typeof prev === 'string') errors.push(`${at}: ${a} is both an option and a list`);
-    else cur.options.set(a, [...(prev ?? []), b]);
+    else {
+      cur.options.set(a, [...(prev ?? []), b]);
+      if (prev === undefined) cur.optionLines.set(a, lineNo);
+    }
   }
   return cur;
 }

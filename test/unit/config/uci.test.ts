@@ -72,7 +72,7 @@ test('every error is listed with its line; credentials never quoted', () => {
   const mapped = uciToConfig(sections.sections);
   assert.ok(!mapped.ok);
   assert.equal(mapped.errors.length, 5, mapped.errors.join('\n'));
-  assert.match(mapped.errors[0] ?? '', /^line 1 \(config postern main\) spa_port: expected a whole number \(got "lots"\)$/);
+  assert.match(mapped.errors[0] ?? '', /^line 2 \(config postern main\) spa_port: expected a whole number \(got "lots"\)$/);
   assert.match(mapped.errors[1] ?? '', /ipv6: expected 1\/0/);
   assert.match(mapped.errors[2] ?? '', /colour: unknown option \(known: enabled, network, device/);
   assert.match(mapped.errors[3] ?? '', /credential: is a list; expected a single option$/);
