@@ -153,7 +153,13 @@ if [ "$1" = configure ]; then
   echo "postern: add a key to /etc/postern/config.json, then: systemctl enable --now postern"
 fi
 POST
-  chmod 755 "$pkg/DEBIAN/postinst"
+  cat >"$pkg/DEBIAN/prerm" <<'PRERM'
+#!/bin/sh
+set -e
+# Stopping removes postern's rules (unless firewall.keep_guarding_on_exit).
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then systemctl disable --now postern || true; fi
+PRERM
+  chmod 755 "$pkg/DEBIAN/postinst" "$pkg/DEBIAN/prerm"
   local deb="$out/postern_${version}_$arch.deb"
   dpkg-deb --root-owner-group -Zgzip --build "$pkg" "$deb" >/dev/null
   dpkg-deb --info "$deb" >"$out/deb-info.txt"; dpkg-deb --contents "$deb" >"$out/deb-contents.txt"
