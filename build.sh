@@ -10,6 +10,8 @@
 #   ./build.sh demo          the self-contained demo in network namespaces (root)
 #   ./build.sh bench [NAME]  benchmarks: core, open, grants, all (open/grants take --backend all|nft|iptables)
 #   ./build.sh node ARGS     run the pinned Node (e.g. ./build.sh node dist/postern.js --help)
+#   ./build.sh BOARD [--no-test]  build out/BOARD/ for a board in board/ (docs/boards.md)
+#   ./build.sh emulated-prep     out/rpi-arm64 + cached arm64 rootfs for test/board/emulated.test.ts
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -129,6 +131,9 @@ run_tests() {
   node --test --test-concurrency=1 --test-reporter=spec "test/**/*.test.ts"
 }
 
+# shellcheck source=board/build.sh
+. "$ROOT/board/build.sh"
+
 cmd=${1:-help}; shift || true
 case "$cmd" in
   deps) deps ;;
@@ -137,6 +142,8 @@ case "$cmd" in
   demo) deps; bundle; node test/lab/demo.ts "$@" ;;
   bench) deps; bundle; node test/bench/run.ts "$@" ;;
   node) deps >&2; node "$@" ;;
-  help|-h|--help) sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  emulated-prep) deps >&2; emulated_prep ;;
+  help|-h|--help) sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) if [ -f "board/$cmd/board.json" ]; then deps; board_build "$cmd" "$@"; exit 0; fi
+     sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

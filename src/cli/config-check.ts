@@ -3,13 +3,17 @@
 
 import { loadConfigFile } from '../config/load.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, out, parseCommandArgs, type Command } from './command.ts';
+import { CONFIG_UCI_USAGE, runConfigUci } from './config-uci.ts';
 
 const USAGE = `usage: postern config check FILE [--json]
 
   Validates a daemon config exactly as \`postern daemon\` would at start or on SIGHUP,
-  and lists every error (path, problem, the value found). Exit 0 when valid, 1 when not.`;
+  and lists every error (path, problem, the value found). Exit 0 when valid, 1 when not.
+
+${CONFIG_UCI_USAGE}`;
 
 async function run(args: string[]): Promise<number> {
+  if (args[0] === 'uci') return runConfigUci(args.slice(1));
   const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' } });
   if (values.help) {
     out(USAGE);
@@ -31,4 +35,4 @@ async function run(args: string[]): Promise<number> {
   return EXIT_FAIL;
 }
 
-export const configCommand: Command = { name: 'config', summary: 'Validate a daemon config file (config check FILE)', usage: USAGE, run };
+export const configCommand: Command = { name: 'config', summary: 'Validate a daemon config file (config check FILE); translate UCI (config uci FILE)', usage: USAGE, run };

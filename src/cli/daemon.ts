@@ -10,7 +10,7 @@ import { createLogger, type Level } from '../log/logger.ts';
 import { systemClock } from '../platform/clock.ts';
 import { ConfigError, Daemon } from '../daemon/daemon.ts';
 import { makeBackend, makeCapture, resolveBackendName } from '../daemon/wiring.ts';
-import { loadConfigFile } from '../config/load.ts';
+import { doorlessReason, loadConfigFile } from '../config/load.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, out, parseCommandArgs, type Command } from './command.ts';
 
 const USAGE = `usage: postern daemon --config FILE [--dry-run] [--log-level debug|info|warn|error]
@@ -37,6 +37,11 @@ async function run(args: string[]): Promise<number> {
   if (!pre.ok) {
     errOut(`postern: refusing to start, ${values.config} has ${pre.errors.length} error(s):`);
     for (const e of pre.errors) errOut(`  ${e}`);
+    return EXIT_FAIL;
+  }
+  const doorless = doorlessReason(pre.config);
+  if (doorless !== undefined) {
+    errOut(`postern: refusing to start with ${values.config}: ${doorless}`);
     return EXIT_FAIL;
   }
   // The daemon is mostly idle: a 1 MB young generation instead of V8's default 16 MB

@@ -562,6 +562,27 @@ test('ssh: one packet for the SSH port, waits for it, runs ssh with -p/-l and th
   assert.equal(msg.durationS, 45);
 });
 
+// ---- config uci (OpenWrt's /etc/config/postern -> JSON) ---------------------------------
+
+test('config uci: prints valid JSON, --out writes it 0600, errors exit 1 writing nothing, no FILE exits 2', { skip }, async (t) => {
+  const home = makeHome(t);
+  const uci = join(home.dir, 'postern');
+  writeFileSync(uci, "config postern 'main'\n\toption device 'r1'\n\tlist guarded 'tcp/22'\n\toption spa_port '62442'\n");
+  const r = await home.postern(['config', 'uci', uci]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { keys: [], device: 'r1', guarded: ['tcp/22'], spa: { port: 62442 } });
+  const out = join(home.dir, 'config.json');
+  assert.equal((await home.postern(['config', 'uci', uci, '--out', out])).code, 0);
+  assert.equal(statSync(out).mode & 0o777, 0o600);
+  assert.equal((await home.postern(['config', 'check', out])).code, 0);
+  writeFileSync(uci, "config postern 'main'\n\toption device 'r1'\n\toption spa_port 'x'\n\toption colour 'red'\n");
+  const bad = await home.postern(['config', 'uci', uci, '--out', join(home.dir, 'never.json')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /2 errors\n {2}line 3 \(config postern main\) spa_port: expected a whole number[^\n]*\n {2}line 4 \(config postern main\) colour: unknown option/);
+  assert.equal(existsSync(join(home.dir, 'never.json')), false);
+  assert.equal((await home.postern(['config', 'uci'])).code, 2);
+});
+
 // ---- daemon (only what needs no root: it refuses before touching the firewall) --------
 
 test('daemon: missing --config exits 2; an invalid config is refused with exit 1', { skip }, async (t) => {

@@ -6,7 +6,7 @@
 // by close(), also on failure.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +60,25 @@ export interface WorldOptions {
   readonly tag?: string;
   /** add the lab's lan host behind the router, with an echo service on SERVICE_PORT */
   readonly lan?: boolean;
+  /** run the daemon as this non-root uid/gid holding only these capabilities, as the
+   *  systemd unit does (rootfs-overlay/systemd; setpriv from util-linux) */
+  readonly runAs?: DaemonUser;
+  /** Node flags before the bundle, e.g. a board's heap caps (board/<name>/board.json node.flags) */
+  readonly nodeFlags?: readonly string[];
+}
+
+export interface DaemonUser {
+  readonly uid: number;
+  readonly gid: number;
+  /** capability names without CAP_, lower case: e.g. ['net_raw', 'net_admin'] */
+  readonly caps: readonly string[];
+}
+
+/** setpriv argv: drop to uid/gid with `caps` inherited, ambient and bounding, nothing else. */
+export function setprivArgv(u: DaemonUser): string[] {
+  const caps = u.caps.map((c) => `+${c}`).join(',');
+  return ['setpriv', `--reuid=${u.uid}`, `--regid=${u.gid}`, '--clear-groups', `--inh-caps=-all,${caps}`,
+    `--ambient-caps=${caps}`, `--bounding-set=-all,${caps}`, '--no-new-privs', '--'];
 }
 
 function baseConfig(dir: string, backend: Backend, keys: readonly KeySpec[], patch: Record<string, unknown>): Record<string, unknown> {
@@ -79,6 +98,8 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
   const lab = await createLab({ ...(opts.tag !== undefined && { tag: opts.tag }), lan: opts.lan === true });
   const backend = opts.backend ?? 'iptables';
   const dir = mkdtempSync(join(tmpdir(), 'postern-e2e-'));
+  const owner = (path: string) => { if (opts.runAs) chownSync(path, opts.runAs.uid, opts.runAs.gid); };
+  owner(dir);
   const key = generateCredential();
   const keys = opts.keys ?? [{ name: 'tech', credential: key, ...(opts.keyExtra && { extra: opts.keyExtra }) }];
   const configPath = join(dir, 'config.json');
@@ -90,9 +111,14 @@ export async function createWorld(opts: WorldOptions = {}): Promise<World> {
     daemon: undefined as unknown as LabProcess,
     writeConfig(patch = {}) {
       writeFileSync(configPath, JSON.stringify(baseConfig(dir, backend, keys, { ...opts.config, ...patch }), null, 2), { mode: 0o600 });
+      owner(configPath);
     },
     async startDaemon() {
-      const p = lab.spawn(lab.router, [process.execPath, BUNDLE, 'daemon', '--config', configPath]);
+      const argv = [process.execPath, ...(opts.nodeFlags ?? []), BUNDLE, 'daemon', '--config', configPath];
+      // Like the unit's Environment=XTABLES_LOCKFILE: a non-root user cannot create /run/xtables.lock.
+      const p = opts.runAs
+        ? lab.spawn(lab.router, [...setprivArgv(opts.runAs), ...argv], { env: { ...process.env, XTABLES_LOCKFILE: join(dir, 'xtables.lock') } })
+        : lab.spawn(lab.router, argv);
       await p.waitForOutput(/msg="postern started"/, 10_000);
       world.daemon = p;
       return p;
