@@ -220,7 +220,7 @@ export function validateConfig(input: unknown): LoadResult {
 /** Why a valid config still cannot run a daemon: nothing in it can ever open a door (a
  *  shipped board config has no keys, issue 8). undefined when some key or door exists. */
 export function doorlessReason(config: Config): string | undefined {
-  if (config.keys.length > 0 || config.fwknop.length > 0) return undefined;
+  if (config.keys.length > 0 || config.techKeys.length > 0 || config.fwknop.length > 0) return undefined;
   return 'no keys and no fwknop stanzas: nothing could ever open a guarded service. '
     + 'Add a key first (postern keygen, then a "keys" entry; see docs/config.md).';
 }
