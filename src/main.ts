@@ -8,6 +8,7 @@ import { daemonCommand } from './cli/daemon.ts';
 import { doctorCommand } from './cli/doctor.ts';
 import { importCommand } from './cli/import.ts';
 import { keygenCommand } from './cli/keygen.ts';
+import { knockCommand } from './cli/knock.ts';
 import { openCommand } from './cli/open.ts';
 import { profileCommand } from './cli/profile.ts';
 import { sshCommand } from './cli/ssh.ts';
@@ -25,7 +26,7 @@ const versionCommand: Command = {
 };
 
 export const COMMANDS: readonly Command[] = [
-  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand, versionCommand,
+  daemonCommand, openCommand, sshCommand, knockCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand, versionCommand,
 ];
 
 function help(): string {
