@@ -74,7 +74,7 @@ async function resolveKnockHost(host: string, family: 4 | 6 | undefined): Promis
 export function doorKnocks(door: ProfileDoor, nowMs: number): Knock[] {
   const key = parseDoorKey(door.key);
   if (!key.ok) throw new UsageError(`the door's key is not valid: ${DOOR_KEY_ERRORS[key.reason]}`);
-  const opts = { length: door.length, portMin: door.port_min, portMax: door.port_max, avoid: new Set(door.avoid ?? []) };
+  const opts = { length: door.length, portMin: door.port_min, portMax: door.port_max, avoid: new Set<number>() };
   return deriveSequence(key.value, currentStep(nowMs, door.step_s), opts).map((port) => ({ port, proto: door.proto }));
 }
 

@@ -9,12 +9,12 @@ import type { Profile, ProfileDoor } from './profiles.ts';
 
 export const DOOR_OPTIONS = {
   'door-key': { type: 'string' }, 'door-key-file': { type: 'string' }, step: { type: 'string' }, length: { type: 'string' },
-  'port-min': { type: 'string' }, 'port-max': { type: 'string' }, proto: { type: 'string' }, avoid: { type: 'string' },
+  'port-min': { type: 'string' }, 'port-max': { type: 'string' }, proto: { type: 'string' },
 } as const;
 
 export const DOOR_USAGE = `       postern profile door PROFILE DOOR (--door-key KEY | --door-key-file FILE)
                           --port-min N --port-max N [--step S] [--length N]
-                          [--proto tcp|udp] [--avoid PORT,...] [--host HOST]`;
+                          [--proto tcp|udp] [--host HOST]`;
 
 const DEFAULT_STEP_S = 30;
 const DEFAULT_LENGTH = 4;
@@ -32,22 +32,15 @@ function doorKeyText(values: DoorValues): string {
   }
 }
 
-function avoidList(text: string | undefined): number[] | undefined {
-  if (text === undefined) return undefined;
-  return text.split(',').filter(Boolean).map((p) => intOption(p, 'avoid', 1, 65535) ?? 0);
-}
-
 export function buildDoor(values: DoorValues): ProfileDoor {
   const proto = values.proto ?? 'tcp';
   if (proto !== 'tcp' && proto !== 'udp') throw new UsageError('--proto must be tcp or udp');
   const portMin = intOption(values['port-min'], 'port-min', 1024, 65535);
   const portMax = intOption(values['port-max'], 'port-max', 1024, 65535);
   if (portMin === undefined || portMax === undefined) throw new UsageError('profile door needs --port-min and --port-max (the door\'s totp range)');
-  const avoid = avoidList(values.avoid);
   return {
     key: doorKeyText(values), step_s: intOption(values.step, 'step', 5, 3600) ?? DEFAULT_STEP_S,
     length: intOption(values.length, 'length', 1, 32) ?? DEFAULT_LENGTH, port_min: portMin, port_max: portMax, proto,
-    ...(avoid !== undefined && avoid.length > 0 && { avoid }),
   };
 }
 

@@ -17,7 +17,8 @@ export interface FwknopProfileKeys {
 }
 
 /** A time-derived door (docs/protocol.md): the same fields as the device's door `totp`
- *  block, plus `avoid`, the device's guard ports inside the range, if any. */
+ *  block. The daemon refuses a range holding any guarded or capture port, so the
+ *  derivation's avoid set is always empty (docs/config.md "Knock doors"). */
 export interface ProfileDoor {
   readonly key: string;
   readonly step_s: number;
@@ -25,7 +26,6 @@ export interface ProfileDoor {
   readonly port_min: number;
   readonly port_max: number;
   readonly proto: 'tcp' | 'udp';
-  readonly avoid?: readonly number[];
 }
 
 export interface Profile {
@@ -101,7 +101,7 @@ export function validateDoor(name: string, d: ProfileDoor): string[] {
   if (!parseDoorKey(d.key).ok) errors.push(`door ${name}: the key is not a valid postern-door1: string`);
   if (!Number.isInteger(d.step_s) || d.step_s < 5 || d.step_s > 3600) errors.push(`door ${name}: step_s must be 5-3600`);
   if (d.proto !== 'tcp' && d.proto !== 'udp') errors.push(`door ${name}: proto must be tcp or udp`);
-  const problem = totpRangeProblem({ length: d.length, portMin: d.port_min, portMax: d.port_max, avoid: new Set(d.avoid ?? []) });
+  const problem = totpRangeProblem({ length: d.length, portMin: d.port_min, portMax: d.port_max, avoid: new Set<number>() });
   if (problem !== undefined) errors.push(`door ${name}: ${problem}`);
   return errors;
 }
