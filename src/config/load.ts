@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { Value } from '@sinclair/typebox/value';
 import { buildFwknopStanza, fwknopErrors, type FwknopStanzaConfig } from './fwknop.ts';
+import { buildDoor, doorErrors } from './doors.ts';
+import type { DoorConfig } from '../knock/door.ts';
 import { ConfigSchema, type RawConfig, type RawForward, type RawKey } from './schema.ts';
 import type { ForwardTarget, Service } from '../firewall/types.ts';
 import { parseCredential, CREDENTIAL_ERRORS, type Credential } from '../spa/credential.ts';
@@ -36,6 +38,7 @@ export interface Config {
   readonly guarded: readonly Service[];
   readonly keys: readonly KeyConfig[];
   readonly fwknop: readonly FwknopStanzaConfig[];
+  readonly doors: readonly DoorConfig[];
 }
 
 export function parseService(text: string): Service | undefined {
@@ -126,7 +129,7 @@ function crossErrors(raw: RawConfig): string[] {
   for (const name of new Set(duplicates(raw.keys.map((k) => k.name)))) errors.push(`/keys: duplicate key name ${show('', name)}`);
   const ids = raw.keys.map((k) => parseCredential(k.credential)).flatMap((c) => (c.ok ? [c.value.keyIdHex] : []));
   for (const id of new Set(duplicates(ids))) errors.push(`/keys: two keys share key id ${id} (generate a new credential for one)`);
-  return [...errors, ...fwknopErrors(raw, guarded, { parse: parseService, forwardErrors })];
+  return [...errors, ...fwknopErrors(raw, guarded, { parse: parseService, forwardErrors }), ...doorErrors(raw, guarded)];
 }
 
 function buildKey(k: RawKey): KeyConfig {
@@ -163,6 +166,7 @@ export function validateConfig(input: unknown): LoadResult {
     guarded: Object.freeze(raw.guarded.flatMap((s) => parseService(s) ?? [])),
     keys: Object.freeze(raw.keys.map(buildKey)),
     fwknop: Object.freeze(raw.fwknop.stanzas.map((st) => buildFwknopStanza(st, parseService, toForward))),
+    doors: Object.freeze(raw.doors.map((d) => buildDoor(d, parseService))),
   };
   return { ok: true, config: Object.freeze(config) };
 }
