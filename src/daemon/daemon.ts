@@ -23,6 +23,9 @@ import { ReplayDomain } from './replay-domain.ts';
 import { decideFwknop, stanzaReplayId, type FwknopStanza } from '../pipeline/fwknop.ts';
 import { prepareFwknopKey } from '../fwknop/keys.ts';
 import type { GrantPlan } from '../policy/decide.ts';
+import { spawnRunner, type Runner } from '../firewall/exec.ts';
+import type { KnockPorts } from '../knock/door.ts';
+import { KnockService, knockCaptureKey } from './knock.ts';
 
 export interface DaemonDeps {
   readonly configPath: string;
@@ -30,6 +33,8 @@ export interface DaemonDeps {
   readonly clock: Clock;
   readonly makeBackend: (config: Config) => FirewallBackend;
   readonly makeCapture: (config: Config) => PacketSource;
+  /** Runs door commands (knock start/stop); default spawnRunner. */
+  readonly runner?: Runner;
 }
 
 /** Live grants at most (a flood of valid packets cannot grow the ruleset without bound). */
@@ -60,7 +65,10 @@ export function capturePorts(config: Config): number[] {
   return config.fwknop.length > 0 ? [config.raw.spa.port, config.raw.fwknop.port] : [config.raw.spa.port];
 }
 
-export function guardSpec(config: Config): GuardSpec {
+/** Knock capture: sequence and guard ports, and time-derived ranges (docs/config.md
+ *  "Knock doors"). UDP ones stay silent through sink sockets, TCP ones through the
+ *  backends' RST drop (DESIGN.md fact 1). */
+export function guardSpec(config: Config, knock?: KnockPorts): GuardSpec {
   // External ports of forwarding targets are guarded too: to everyone without a grant the
   // router is as silent there as on any guarded service (granted traffic is DNATed in
   // prerouting and never reaches the input hook).
@@ -69,9 +77,17 @@ export function guardSpec(config: Config): GuardSpec {
   const extra = external.filter((s) => !seen.has(`${s.proto}/${s.port}`) && seen.add(`${s.proto}/${s.port}`));
   return {
     guarded: [...config.guarded, ...extra],
-    capture: capturePorts(config).map((port) => ({ proto: 'udp' as const, port })),
+    capture: [...capturePorts(config).map((port) => ({ proto: 'udp' as const, port })), ...(knock ? [...knock.sequence, ...knock.guard] : [])],
+    ...(knock && knock.ranges.length > 0 && { captureTcpRanges: knock.ranges.map((r) => ({ from: r.from, to: r.to })) }),
     forwarding: external.length > 0 || config.fwknop.some((st) => st.localNat),
   };
+}
+
+/** A frame for the knock engine: any TCP segment, and UDP datagrams not for SPA/fwknop. */
+function isKnockFrame(config: Config, frame: Frame): boolean {
+  if (frame.proto === 'tcp') return true;
+  return frame.proto === 'udp' && frame.dstPort !== config.raw.spa.port
+    && !(config.fwknop.length > 0 && frame.dstPort === config.raw.fwknop.port);
 }
 
 /** Refusals that, over ICMP, mean "an ordinary ping", not "a bad SPA packet". */
@@ -86,6 +102,9 @@ export class Daemon {
   #grants: GrantManager | undefined;
   #replay: ReplayDomain | undefined;
   #fwknopReplay: ReplayDomain | undefined;
+  #knock: KnockService | undefined;
+  /** Services replaced by a reload: their pending stop commands still run at exit. */
+  #retiredKnock: KnockService[] = [];
   #started = false;
   #aggregator: FailureAggregator;
   #timers: Cancel[] = [];
@@ -113,19 +132,36 @@ export class Daemon {
     if (!loaded.ok) throw new ConfigError(loaded.errors);
     const { config } = loaded;
     this.#active = activate(config);
+    this.#knock = this.#makeKnock(config);
+    const knockErrors = this.#knock?.load() ?? [];
+    if (knockErrors.length > 0) throw new ConfigError(knockErrors);
     this.#openState(config);
     this.#backend = this.#deps.makeBackend(config);
     this.#grants = new GrantManager({ backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'), maxGrants: MAX_GRANTS });
     checkForwarding(config, this.#log);
-    await this.#backend.start(guardSpec(config));
+    await this.#backend.start(guardSpec(config, this.#knock?.ports()));
     // Removes every rule a crashed daemon left: nothing is live yet, so all tagged rules go.
     await this.#grants.reconcile();
     await this.#startCapture(config);
     this.#startTimers(config);
+    this.#knock?.start();
     this.#started = true;
     this.#log.info('postern started', {
       device: config.device, backend: this.#backend.name, spa_port: config.raw.spa.port,
-      keys: config.keys.length, guarded: config.raw.guarded.join(','), clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
+      keys: config.keys.length, doors: config.doors.length, guarded: config.raw.guarded.join(','), clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
+    });
+  }
+
+  #makeKnock(config: Config): KnockService | undefined {
+    if (config.doors.length === 0) return undefined;
+    return new KnockService(config, {
+      clock: this.#deps.clock, logger: this.#log.child('knock'), runner: this.#deps.runner ?? spawnRunner,
+      refuse: (reason, source, door) => {
+        this.counters.drop(reason);
+        this.#aggregator.record(reason, source, door);
+      },
+      opened: () => { this.counters.knocks++; },
+      grant: (name, plan, source) => this.#open(name, plan, source, {}),
     });
   }
 
@@ -168,7 +204,7 @@ export class Daemon {
     const config = this.#active?.config;
     if (!config || !this.#backend || !this.#grants) return;
     try {
-      await this.#backend.start(guardSpec(config));
+      await this.#backend.start(guardSpec(config, this.#knock?.ports()));
       await this.#grants.reconcile();
     } catch (err) {
       this.#log.error('firewall maintenance failed; retrying next interval', { error: String(err) });
@@ -181,6 +217,11 @@ export class Daemon {
 
   #onFrame(frame: Frame): void {
     const active = this.#active;
+    if (active && isKnockFrame(active.config, frame)) {
+      if (this.#knock) this.#knock.onFrame(frame);
+      else this.counters.ignored++;
+      return;
+    }
     if (!active || !this.#replay || !this.#fwknopReplay || (frame.proto !== 'udp' && frame.proto !== 'icmp')) {
       this.counters.ignored++;
       return;
@@ -274,16 +315,35 @@ export class Daemon {
     }
     const old = this.#active?.config;
     const { config } = loaded;
+    if (!this.#swapKnock(config)) return false;
     this.#active = activate(config);
     const kept = new Set(config.keys.map((k) => k.credential.keyId));
     for (const k of old?.keys ?? []) if (!kept.has(k.credential.keyId)) this.#replay?.guard.forgetKey(k.credential.keyId);
-    await this.#backend?.update(guardSpec(config));
+    await this.#backend?.update(guardSpec(config, this.#knock?.ports()));
     if (old && (capturePorts(old).join() !== capturePorts(config).join() || old.raw.spa.ipv6 !== config.raw.spa.ipv6
-      || old.raw.spa.icmp !== config.raw.spa.icmp)) {
+      || old.raw.spa.icmp !== config.raw.spa.icmp || knockCaptureKey(old) !== knockCaptureKey(config))) {
       this.#capture?.stop();
       await this.#startCapture(config);
     }
-    this.#log.info('config reloaded', { keys: config.keys.length, guarded: config.raw.guarded.join(',') });
+    this.#log.info('config reloaded', { keys: config.keys.length, doors: config.doors.length, guarded: config.raw.guarded.join(',') });
+    return true;
+  }
+
+  /** Reload: a new knock service for the new doors (progress starts afresh). The old one's
+   *  pending stop commands still run on time; it is kept until they have. */
+  #swapKnock(config: Config): boolean {
+    const knock = this.#makeKnock(config);
+    const errors = knock?.load() ?? [];
+    if (errors.length > 0) {
+      for (const e of errors) this.#log.error('reload refused: config error', { error: e });
+      return false;
+    }
+    if (this.#knock) {
+      this.#knock.retire();
+      this.#retiredKnock = [...this.#retiredKnock.filter((k) => k.pendingCommands > 0), this.#knock];
+    }
+    this.#knock = knock;
+    knock?.start();
     return true;
   }
 
@@ -291,6 +351,8 @@ export class Daemon {
     for (const cancel of this.#timers) cancel();
     this.#timers = [];
     this.#capture?.stop();
+    // Pending stop commands run now: a start command's effect must not outlive the daemon.
+    await Promise.all([this.#knock, ...this.#retiredKnock].map((k) => k?.stop()));
     this.#aggregator.flush();
     await this.#grants?.stop();
     const keep = this.#active?.config.raw.firewall.keep_guarding_on_exit ?? false;
