@@ -19,6 +19,8 @@ import { DoorCommands } from './knock-commands.ts';
 import { consumeOneTimeLine, readOneTimeFile } from './one-time-file.ts';
 
 const EXPIRE_INTERVAL_MS = 1000;
+/** At most one "knock state full" line per this interval (a flood is one line, not 100,000). */
+const FULL_LOG_INTERVAL_MS = 10_000;
 
 export interface KnockDeps {
   readonly clock: Clock;
@@ -66,6 +68,8 @@ export class KnockService {
   readonly #commands: DoorCommands;
   #oneTime = new Map<string, OneTimeLine[]>();
   #timer: Cancel | undefined;
+  #loggedEvicted = 0;
+  #lastFullLogMs = -Infinity;
 
   constructor(config: Config, deps: KnockDeps) {
     this.#deps = deps;
@@ -104,9 +108,22 @@ export class KnockService {
   start(): void {
     const tick = (): void => {
       this.#handle(this.#engine.expire(this.#now()));
+      this.#noteEvictions();
       this.#timer = this.#deps.clock.schedule(EXPIRE_INTERVAL_MS, tick);
     };
     this.#timer = this.#deps.clock.schedule(EXPIRE_INTERVAL_MS, tick);
+  }
+
+  /** A flood of new sources (spoofed first knocks) shows as evictions from the LRU. */
+  #noteEvictions(): void {
+    const { tracked, evicted } = this.#engine.stats;
+    const now = this.#deps.clock.monoMs();
+    if (evicted === this.#loggedEvicted || now - this.#lastFullLogMs < FULL_LOG_INTERVAL_MS) return;
+    this.#deps.logger.warn('knock state full: least recent sources forgotten', {
+      tracked, max_sources: this.#config.raw.knock.max_sources, evicted: evicted - this.#loggedEvicted,
+    });
+    this.#loggedEvicted = evicted;
+    this.#lastFullLogMs = now;
   }
 
   #now(): { monoMs: number; wallMs: number } {

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+// Port knocking end to end (issue 4; docs/config.md "Knock doors"): the real bundle as the
+// daemon in the lab router, real raw sockets, real nft/iptables. Knocks come from plain
+// sockets in the client (test/lab/knock-probe.ts); sweeps and the spoofed flood come from
+// a raw SYN sender compiled at test time (test/lab/syn-blast.c), in the attacker namespace.
+// Every flood is bounded in count and time.
+
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { labSkipReason, type LabHost } from '../lab/lab.ts';
+import { tcpConnect, udpProbe } from '../lab/net-probe.ts';
+import { BACKENDS, SERVICE_PORT, bundleSkipReason, createWorld, eventually, sleep, type Backend, type World, type WorldOptions } from './harness.ts';
+
+const skip = labSkipReason() ?? bundleSkipReason() ?? (existsSync('/usr/bin/gcc') ? undefined : 'needs gcc (syn-blast helper)');
+const KNOCK_PROBE = fileURLToPath(new URL('../lab/knock-probe.ts', import.meta.url));
+const BLAST_SRC = fileURLToPath(new URL('../lab/syn-blast.c', import.meta.url));
+const SSH_DOOR = { name: 'ssh', sequence: ['7000', '8000:udp', '9000'], seq_timeout_s: 3, services: [`tcp/${SERVICE_PORT}`], duration_s: 30 };
+
+let blastBin: string | undefined;
+function blast(): string {
+  if (blastBin) return blastBin;
+  const dir = mkdtempSync(join(tmpdir(), 'postern-blast-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  blastBin = join(dir, 'syn-blast');
+  execFileSync('gcc', ['-O2', '-o', blastBin, BLAST_SRC]);
+  return blastBin;
+}
+
+async function withWorld(t: TestContext, backend: Backend, opts: WorldOptions, fn: (w: World) => Promise<void>): Promise<void> {
+  const w = await createWorld({ backend, ...opts });
+  t.after(() => w.close());
+  await w.startDaemon();
+  await fn(w);
+}
+
+async function knock(w: World, from: LabHost, host: string, ports: readonly string[], repeat = 1, delayMs = 0): Promise<void> {
+  const r = await w.lab.exec(from, [process.execPath, KNOCK_PROBE, host, String(delayMs), String(repeat), ...ports], { timeoutMs: 20_000 });
+  assert.equal(r.code, 0, r.stderr);
+}
+
+async function synBlast(w: World, src: string, ports: string, count: number, maxS: number): Promise<{ sent: number; ms: number }> {
+  const r = await w.lab.exec(w.lab.attacker, [blast(), w.lab.router.ip4, src, ports, String(count), String(maxS)], { timeoutMs: (maxS + 10) * 1000 });
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as { sent: number; ms: number };
+}
+
+const rssMb = (pid: number): number => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+const service = (w: World, from: LabHost, to = w.lab.router.ip4) => tcpConnect(w.lab, from, to, SERVICE_PORT, 700).then((r) => r.result);
+
+function suite(backend: Backend): void {
+  test(`[${backend}] a static door opens for the knocker only (IPv4 and IPv6); knock ports stay silent`, { skip }, async (t) => {
+    await withWorld(t, backend, { config: { doors: [SSH_DOOR] } }, async (w) => {
+      const { lab } = w;
+      assert.equal(await service(w, lab.client), 'timeout');
+      // Silent for everyone, knock and guard ports alike: no RST, no ICMP (DESIGN.md fact 1).
+      for (const port of [7000, 6999, 9002]) assert.equal((await tcpConnect(lab, lab.attacker, lab.router.ip4, port, 500)).result, 'timeout', `tcp/${port}`);
+      for (const port of [8000, 8001]) assert.equal((await udpProbe(lab, lab.attacker, lab.router.ip4, port, 500)).result, 'silent', `udp/${port}`);
+      assert.equal((await tcpConnect(lab, lab.attacker, lab.router.ip6, 7000, 500)).result, 'timeout', 'tcp/7000 over IPv6');
+      assert.equal((await tcpConnect(lab, lab.attacker, lab.router.ip4, 8081, 500)).result, 'refused', 'an unrelated closed port answers');
+      await knock(w, lab.client, lab.router.ip4, SSH_DOOR.sequence);
+      await w.daemon.waitForOutput(/msg="knock opened" door=ssh source=198\.18\.0\.2/, 3000);
+      await eventually(async () => (await service(w, lab.client)) === 'connected', 3000, 'service open for the client');
+      assert.equal(await service(w, lab.attacker), 'timeout');
+      await knock(w, lab.client, lab.router.ip6, SSH_DOOR.sequence);
+      await w.daemon.waitForOutput(/msg="knock opened" door=ssh source=fd50:7374::2/, 3000);
+      await eventually(async () => (await service(w, lab.client, lab.router.ip6)) === 'connected', 3000, 'service open over IPv6');
+    });
+  });
+
+  test(`[${backend}] sweeps from the attacker (ordered, reverse, random 1-65535) open nothing`, { skip }, async (t) => {
+    await withWorld(t, backend, { config: { doors: [SSH_DOOR, { ...SSH_DOOR, name: 'close', sequence: ['9000', '8000:udp', '7000'] }] } }, async (w) => {
+      const { lab } = w;
+      for (const order of ['up', 'down', 'random:7', 'random:99']) {
+        const r = await synBlast(w, lab.attacker.ip4, order, 65535, 20);
+        assert.equal(r.sent, 65535, order);
+        t.diagnostic(`${backend} sweep ${order}: 65535 SYNs in ${r.ms} ms`);
+        await sleep(300);
+      }
+      await w.daemon.waitForOutput(/msg=refused reason=knock_guard source=198\.18\.0\.3/, 3000);
+      await sleep(1000);
+      assert.doesNotMatch(w.daemon.output(), /knock opened/);
+      assert.deepEqual(await w.grantRules(), []);
+      assert.equal(await service(w, lab.attacker), 'timeout');
+    });
+  });
+
+  test(`[${backend}] 100,000 spoofed first knocks: a legitimate knock still opens, state capped, RSS flat`, { skip }, async (t) => {
+    const cap = 4096;
+    await withWorld(t, backend, { config: { doors: [SSH_DOOR], knock: { max_sources: cap } } }, async (w) => {
+      const { lab } = w;
+      await sleep(1000);
+      const before = rssMb(w.daemon.pid);
+      const flood = synBlast(w, 'spoof', '7000', 100_000, 20);
+      await sleep(150);
+      await knock(w, lab.client, lab.router.ip4, SSH_DOOR.sequence);
+      const f = await flood;
+      await w.daemon.waitForOutput(/msg="knock opened" door=ssh source=198\.18\.0\.2/, 5000);
+      await eventually(async () => (await service(w, lab.client)) === 'connected', 3000, 'service open during the flood');
+      const full = await w.daemon.waitForOutput(/msg="knock state full[^\n]*/, 5000);
+      const tracked = Number(/tracked=(\d+)/.exec(full)?.[1]);
+      assert.ok(tracked <= cap, full);
+      const after = rssMb(w.daemon.pid);
+      t.diagnostic(`${backend} flood: ${f.sent} spoofed SYNs in ${f.ms} ms; daemon RSS ${before.toFixed(1)} -> ${after.toFixed(1)} MB; ${full}`);
+      assert.ok(after - before < 25, `RSS grew ${before.toFixed(1)} -> ${after.toFixed(1)} MB`);
+    });
+  });
+}
+
+for (const backend of BACKENDS) suite(backend);
+
+test('duplicates (each knock sent twice) still open; a half knock times out and is logged', { skip }, async (t) => {
+  await withWorld(t, 'nft', { config: { doors: [SSH_DOOR] } }, async (w) => {
+    const { lab } = w;
+    await knock(w, lab.client, lab.router.ip4, SSH_DOOR.sequence, 2);
+    await w.daemon.waitForOutput(/msg="knock opened" door=ssh source=198\.18\.0\.2/, 3000);
+    await knock(w, lab.attacker, lab.router.ip4, ['7000', '8000:udp']);
+    // Timer-driven: reported without any further packet (seq_timeout_s 3).
+    await w.daemon.waitForOutput(/msg=refused reason=knock_timeout source=198\.18\.0\.3 key=ssh/, 6000);
+    assert.equal(await service(w, lab.attacker), 'timeout');
+  });
+});
+
+test('start/stop commands run as argv with %IP% substituted, stop after cmd_timeout_s', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-knock-cmd-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const door = {
+    name: 'cmd', sequence: ['7100', '7200'],
+    start: ['/usr/bin/touch', join(dir, 'start %IP%; rm -rf x')],
+    stop: ['/usr/bin/touch', join(dir, 'stop-%IP%')], cmd_timeout_s: 1,
+  };
+  await withWorld(t, 'iptables', { config: { doors: [door] } }, async (w) => {
+    await knock(w, w.lab.client, w.lab.router.ip4, door.sequence);
+    // One argv element, never a shell: the `;` is part of the file name.
+    await eventually(() => existsSync(join(dir, 'start 198.18.0.2; rm -rf x')), 3000, 'start command ran');
+    assert.ok(!existsSync(join(dir, 'stop-198.18.0.2')), 'stop waits cmd_timeout_s');
+    await eventually(() => existsSync(join(dir, 'stop-198.18.0.2')), 4000, 'stop command ran');
+  });
+});
