@@ -40,12 +40,18 @@ function knockUdp(sock: UdpSocket, to: KnockTarget, port: number): Promise<void>
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The daemon captures TCP and UDP on separate raw sockets, whose queues it may drain in
+ *  either order; back-to-back knocks of different protocols could then arrive "swapped"
+ *  (docs/config.md "Knock doors"). A short gap where the protocol changes keeps the order. */
+export const PROTO_SWITCH_GAP_MS = 25;
+
 /** Send the knocks in order, `delayMs` apart; `onKnock` sees each one as it goes out. */
 export async function sendKnocks(to: KnockTarget, knocks: readonly Knock[], delayMs: number, onKnock?: (k: Knock) => void): Promise<void> {
   const udp = knocks.some((k) => k.proto === 'udp') ? createSocket(to.family === 6 ? 'udp6' : 'udp4') : undefined;
   try {
     for (const [i, k] of knocks.entries()) {
-      if (i > 0 && delayMs > 0) await sleep(delayMs);
+      const gap = i > 0 && knocks[i - 1]?.proto !== k.proto ? Math.max(delayMs, PROTO_SWITCH_GAP_MS) : delayMs;
+      if (i > 0 && gap > 0) await sleep(gap);
       onKnock?.(k);
       if (k.proto === 'tcp') await knockTcp(to, k.port);
       else if (udp) await knockUdp(udp, to, k.port);
