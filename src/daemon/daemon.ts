@@ -152,6 +152,11 @@ export class Daemon {
     });
   }
 
+  #knockStats(): Record<string, number> {
+    const k = this.#knock?.stats;
+    return k ? { knock_hits: k.hits, knock_tracked: k.tracked, knock_evicted: k.evicted, knock_duplicates: k.duplicates } : {};
+  }
+
   #makeKnock(config: Config): KnockService | undefined {
     if (config.doors.length === 0) return undefined;
     return new KnockService(config, {
@@ -188,7 +193,7 @@ export class Daemon {
     every(STATS_INTERVAL_MS, () => {
       const snap = this.counters.snapshot();
       const text = JSON.stringify(snap);
-      if (text !== last) this.#log.info('stats', { ...snap, grants: this.#grants?.size ?? 0 });
+      if (text !== last) this.#log.info('stats', { ...snap, grants: this.#grants?.size ?? 0, ...this.#knockStats() });
       last = text;
     });
     every(config.raw.firewall.reconcile_interval_s * 1000, () => {
@@ -359,7 +364,7 @@ export class Daemon {
     await this.#backend?.stop({ keepGuarding: keep });
     this.#replay?.close();
     this.#fwknopReplay?.close();
-    this.#log.info('postern stopped', { ...this.counters.snapshot(), kept_guarding: keep });
+    this.#log.info('postern stopped', { ...this.counters.snapshot(), ...this.#knockStats(), kept_guarding: keep });
   }
 }
 

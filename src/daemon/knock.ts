@@ -8,7 +8,7 @@ import type { Config } from '../config/load.ts';
 import type { Runner } from '../firewall/exec.ts';
 import type { DoorConfig, KnockPorts, TotpSource } from '../knock/door.ts';
 import { knockPorts } from '../knock/door.ts';
-import { KnockEngine, type KnockEvent } from '../knock/engine.ts';
+import { KnockEngine, type KnockEvent, type KnockStats } from '../knock/engine.ts';
 import type { OneTimeLine } from '../knock/sequence.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Cancel, Clock } from '../platform/clock.ts';
@@ -86,7 +86,7 @@ export class KnockService {
     return this.#commands.pending;
   }
 
-  get stats(): { tracked: number; evicted: number; duplicates: number } {
+  get stats(): KnockStats {
     return this.#engine.stats;
   }
 
@@ -116,11 +116,11 @@ export class KnockService {
 
   /** A flood of new sources (spoofed first knocks) shows as evictions from the LRU. */
   #noteEvictions(): void {
-    const { tracked, evicted } = this.#engine.stats;
+    const { tracked, evicted, hits } = this.#engine.stats;
     const now = this.#deps.clock.monoMs();
     if (evicted === this.#loggedEvicted || now - this.#lastFullLogMs < FULL_LOG_INTERVAL_MS) return;
     this.#deps.logger.warn('knock state full: least recent sources forgotten', {
-      tracked, max_sources: this.#config.raw.knock.max_sources, evicted: evicted - this.#loggedEvicted,
+      tracked, max_sources: this.#config.raw.knock.max_sources, evicted: evicted - this.#loggedEvicted, hits,
     });
     this.#loggedEvicted = evicted;
     this.#lastFullLogMs = now;

@@ -7,6 +7,7 @@
 import type { DoorConfig, TotpSource } from './door.ts';
 import { samePort, type KnockPort } from './sequence.ts';
 import { currentStep, deriveSequence } from './totp.ts';
+import type { SourceTable } from './source-table.ts';
 
 export interface Candidate {
   readonly seq: readonly KnockPort[];
@@ -14,29 +15,25 @@ export interface Candidate {
   readonly step?: number;
 }
 
-/** One source's progress on one door. */
-export interface Progress {
-  readonly seq: readonly KnockPort[];
-  readonly step: number | undefined;
-  stage: number;
-  readonly firstMs: number;
-}
-
 const NO_AVOID: ReadonlySet<number> = new Set();
 
 export class DoorRuntime {
   readonly config: DoorConfig;
   #oneTime: readonly KnockPort[] | undefined;
+  #fixed: readonly Candidate[];
+  #totpCandidates: { step: number; list: readonly Candidate[] } | undefined;
   readonly #derived = new Map<number, readonly KnockPort[]>();
   readonly #usedSteps = new Set<number>();
 
   constructor(config: DoorConfig) {
     this.config = config;
+    this.#fixed = config.source.kind === 'static' ? [{ seq: config.source.sequence }] : [];
   }
 
   /** A one-time door's live sequence; undefined = used up (the door opens nothing). */
   setOneTime(seq: readonly KnockPort[] | undefined): void {
     this.#oneTime = seq;
+    this.#fixed = seq ? [{ seq }] : [];
   }
 
   /** Static and one-time sequences in force now (time-derived doors: none). */
@@ -45,14 +42,21 @@ export class DoorRuntime {
     return s.kind === 'static' ? s.sequence : s.kind === 'one_time' ? this.#oneTime : undefined;
   }
 
-  candidates(wallMs: number): Candidate[] {
+  /** The sequences a new attempt may follow now (cached: no allocation per packet). */
+  candidates(wallMs: number): readonly Candidate[] {
     const s = this.config.source;
-    if (s.kind !== 'totp') {
-      const seq = this.fixedSequence();
-      return seq ? [{ seq }] : [];
-    }
+    if (s.kind !== 'totp') return this.#fixed;
     const now = currentStep(wallMs, s.stepS);
-    return [now, now - 1].map((step) => ({ seq: this.#derive(s, step), step }));
+    if (this.#totpCandidates?.step !== now) {
+      this.#totpCandidates = { step: now, list: [now, now - 1].map((step) => ({ seq: this.#derive(s, step), step })) };
+    }
+    return this.#totpCandidates.list;
+  }
+
+  /** The sequence an attempt begun on `step` follows (fixed doors: the live one). */
+  sequenceFor(step: number | undefined): readonly KnockPort[] | undefined {
+    const s = this.config.source;
+    return s.kind === 'totp' && step !== undefined ? this.#derive(s, step) : this.fixedSequence();
   }
 
   #derive(s: TotpSource, step: number): readonly KnockPort[] {
@@ -81,31 +85,42 @@ export type StepResult =
   | { readonly r: 'open'; readonly step: number | undefined }
   | { readonly r: 'advance' | 'duplicate' | 'reset' | 'none' };
 
+const ADVANCE: StepResult = { r: 'advance' };
+const DUPLICATE: StepResult = { r: 'duplicate' };
+const RESET: StepResult = { r: 'reset' };
+const NOTHING: StepResult = { r: 'none' };
+
 /**
- * Advance `progress` (this source on this door) with one hit. The next expected knock
- * advances; a repeat of the knock just matched is a duplicate (knockd #72/#90/#92) and
- * changes nothing; anything else resets, and the hit may then start the sequence afresh.
+ * Advance this source's attempt on door `door` (slot in the source table) with one hit.
+ * The next expected knock advances; a repeat of the knock just matched is a duplicate
+ * (knockd #72/#90/#92) and changes nothing; anything else resets, and the hit may then
+ * start the sequence afresh.
  */
-export function stepDoor(rt: DoorRuntime, all: Map<number, Progress>, idx: number, hit: KnockPort, now: { monoMs: number; wallMs: number }): StepResult {
-  const p = all.get(idx);
-  if (p) {
-    const next = p.seq[p.stage];
+export function stepDoor(rt: DoorRuntime, table: SourceTable, at: { slot: number; door: number }, hit: KnockPort, now: { monoMs: number; wallMs: number }): StepResult {
+  const { slot, door } = at;
+  const stage = table.stage(slot, door);
+  if (stage > 0) {
+    const step = table.step(slot, door);
+    const seq = rt.sequenceFor(step);
+    const next = seq?.[stage];
     if (next && samePort(next, hit)) {
-      p.stage++;
-      if (p.stage < p.seq.length) return { r: 'advance' };
-      all.delete(idx);
-      return { r: 'open', step: p.step };
+      if (stage + 1 < (seq?.length ?? 0)) {
+        table.advance(slot, door);
+        return ADVANCE;
+      }
+      table.end(slot, door);
+      return { r: 'open', step };
     }
-    const last = p.seq[p.stage - 1];
-    if (last && samePort(last, hit)) return { r: 'duplicate' };
-    all.delete(idx);
+    const last = seq?.[stage - 1];
+    if (last && samePort(last, hit)) return DUPLICATE;
+    table.end(slot, door);
   }
   for (const c of rt.candidates(now.wallMs)) {
     const first = c.seq[0];
     if (!first || !samePort(first, hit)) continue;
     if (c.seq.length === 1) return { r: 'open', step: c.step };
-    all.set(idx, { seq: c.seq, step: c.step, stage: 1, firstMs: now.monoMs });
-    return { r: 'advance' };
+    table.begin(slot, door, now.monoMs, c.step);
+    return ADVANCE;
   }
-  return { r: p ? 'reset' : 'none' };
+  return stage > 0 ? RESET : NOTHING;
 }

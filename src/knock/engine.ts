@@ -12,13 +12,15 @@
 //     range port that is not the next knock, or a wrong in-sequence hit resets every door
 //     of the source and starts a penalty (knock.penalty_s) during which its knocks are
 //     refused; a TCP SYN to any other port seen from a source with progress counts too;
-//   - sources live in an LRU capped at knock.max_sources (Map order = recency);
+//   - sources live in an LRU capped at knock.max_sources, in arrays allocated once
+//     (source-table.ts), so a spoofed flood costs no memory;
 //   - expire() is called on a timer and reports every timed-out attempt.
 
 import { cidrContains } from '../wire/address.ts';
 import { knockPorts, inRange, type PortRange } from './door.ts';
 import type { DoorConfig, TotpSource } from './door.ts';
-import { DoorRuntime, stepDoor, type Progress } from './door-runtime.ts';
+import { DoorRuntime, stepDoor } from './door-runtime.ts';
+import { SourceTable } from './source-table.ts';
 import { flagsMatch, TCP_ACK, TCP_SYN, type KnockPort, type KnockProto } from './sequence.ts';
 
 export interface KnockHit {
@@ -50,36 +52,38 @@ export interface KnockOptions {
   readonly penaltyMs: number;
 }
 
-interface SourceState {
-  readonly progress: Map<number, Progress>;
-  penaltyUntil: number;
-}
-
 type Relevance = 'seq' | 'guard' | 'range';
 
 export interface KnockStats {
+  /** Packets seen on capture ports (sequence, guard, range). */
+  readonly hits: number;
   readonly tracked: number;
   readonly evicted: number;
   readonly duplicates: number;
 }
 
+const UDP_KEY_OFFSET = 65536;
+const portKey = (proto: KnockProto, port: number): number => (proto === 'udp' ? UDP_KEY_OFFSET + port : port);
+
 export class KnockEngine {
   readonly #opts: KnockOptions;
   readonly #doors: DoorRuntime[];
-  readonly #sources = new Map<string, SourceState>();
-  #relevant = new Map<string, Relevance>();
+  readonly #sources: SourceTable;
+  /** Keyed by portKey (tcp: port, udp: 65536 + port). */
+  #relevant = new Map<number, Relevance>();
   #ranges: readonly PortRange[] = [];
-  #evicted = 0;
   #duplicates = 0;
+  #hits = 0;
 
   constructor(doors: readonly DoorConfig[], opts: KnockOptions) {
     this.#opts = opts;
     this.#doors = doors.map((d) => new DoorRuntime(d));
+    this.#sources = new SourceTable(opts.maxSources, doors.length);
     this.#rebuild();
   }
 
   get stats(): KnockStats {
-    return { tracked: this.#sources.size, evicted: this.#evicted, duplicates: this.#duplicates };
+    return { hits: this.#hits, tracked: this.#sources.size, evicted: this.#sources.evicted, duplicates: this.#duplicates };
   }
 
   /** Hand a one-time door its live sequence (undefined: used up). */
@@ -94,15 +98,15 @@ export class KnockEngine {
     const fixed = this.#doors.flatMap((d) => d.fixedSequence() ?? []).map((p) => [p]);
     const totp = this.#doors.flatMap((d) => (d.config.source.kind === 'totp' ? [d.config.source as TotpSource] : []));
     const ports = knockPorts(fixed, totp, this.#opts.guardWidth);
-    const rel = new Map<string, Relevance>();
-    for (const p of ports.guard) rel.set(`${p.proto}/${p.port}`, 'guard');
-    for (const p of ports.sequence) rel.set(`${p.proto}/${p.port}`, 'seq');
+    const rel = new Map<number, Relevance>();
+    for (const p of ports.guard) rel.set(portKey(p.proto, p.port), 'guard');
+    for (const p of ports.sequence) rel.set(portKey(p.proto, p.port), 'seq');
     this.#relevant = rel;
     this.#ranges = ports.ranges;
   }
 
   #relevance(p: KnockPort): Relevance | undefined {
-    return this.#relevant.get(`${p.proto}/${p.port}`) ?? (this.#ranges.some((r) => inRange(r, p)) ? 'range' : undefined);
+    return this.#relevant.get(portKey(p.proto, p.port)) ?? (this.#ranges.some((r) => inRange(r, p)) ? 'range' : undefined);
   }
 
   /** One captured packet. Returns what happened that the daemon must act on or log. */
@@ -114,18 +118,19 @@ export class KnockEngine {
       this.#unrelated(h, now, events);
       return events;
     }
-    const state = this.#touch(h.src);
-    this.#expireSource(h.src, state, now, events);
-    if (now.monoMs < state.penaltyUntil) {
+    this.#hits++;
+    const slot = this.#sources.touch(h.src);
+    this.#expireSource(h.src, slot, now, events);
+    if (now.monoMs < this.#sources.penaltyUntil(slot)) {
       // Seq ports do not extend the penalty, so a user who waits it out is let in.
-      if (rel !== 'seq') state.penaltyUntil = now.monoMs + this.#opts.penaltyMs;
+      if (rel !== 'seq') this.#sources.setPenalty(slot, now.monoMs + this.#opts.penaltyMs);
       events.push({ kind: 'refused', reason: 'knock_wrong', source: h.src });
       return events;
     }
-    const r = this.#stepAll(h, port, state, now, events);
+    const r = this.#stepAll(h, port, slot, now, events);
     if (r === 'moved') return events;
     if (rel === 'guard' || r === 'reset') {
-      this.#penalize(state, now);
+      this.#penalize(slot, now);
       events.push({ kind: 'refused', reason: rel === 'seq' ? 'knock_wrong' : 'knock_guard', source: h.src });
     }
     return events;
@@ -133,14 +138,14 @@ export class KnockEngine {
 
   /** Step every door the hit applies to. 'moved': some door advanced, opened or saw a
    *  duplicate; 'reset': a door considered the hit and nothing moved; else 'none'. */
-  #stepAll(h: KnockHit, port: KnockPort, state: SourceState, now: KnockNow, events: KnockEvent[]): 'moved' | 'reset' | 'none' {
+  #stepAll(h: KnockHit, port: KnockPort, slot: number, now: KnockNow, events: KnockEvent[]): 'moved' | 'reset' | 'none' {
     let moved = false;
     let considered = false;
     let opened = false;
     this.#doors.forEach((rt, idx) => {
       if (!this.#applies(rt.config, h)) return;
       considered = true;
-      const r = stepDoor(rt, state.progress, idx, port, now);
+      const r = stepDoor(rt, this.#sources, { slot, door: idx }, port, now);
       if (r.r === 'duplicate') this.#duplicates++;
       if (r.r === 'advance' || r.r === 'duplicate') moved = true;
       if (r.r !== 'open') return;
@@ -157,7 +162,7 @@ export class KnockEngine {
       }
     });
     // A completed knock ends every other attempt of the source (no stray timeouts later).
-    if (opened) state.progress.clear();
+    if (opened) this.#sources.clearProgress(slot);
     return moved ? 'moved' : considered ? 'reset' : 'none';
   }
 
@@ -171,48 +176,32 @@ export class KnockEngine {
    *  only a scanner does that (seen only where the host lets it reach the raw socket). */
   #unrelated(h: KnockHit, now: KnockNow, events: KnockEvent[]): void {
     if (h.proto !== 'tcp' || (h.tcpFlags & (TCP_SYN | TCP_ACK)) !== TCP_SYN) return;
-    const state = this.#sources.get(h.src);
-    if (!state || state.progress.size === 0) return;
-    this.#penalize(state, now);
+    const slot = this.#sources.find(h.src);
+    if (slot < 0 || this.#sources.active(slot) === 0) return;
+    this.#penalize(slot, now);
     events.push({ kind: 'refused', reason: 'knock_guard', source: h.src });
   }
 
-  #penalize(state: SourceState, now: KnockNow): void {
-    state.progress.clear();
-    state.penaltyUntil = now.monoMs + this.#opts.penaltyMs;
+  #penalize(slot: number, now: KnockNow): void {
+    this.#sources.clearProgress(slot);
+    this.#sources.setPenalty(slot, now.monoMs + this.#opts.penaltyMs);
   }
 
-  /** Get a source's state, most recently used last; evict the least recent when full. */
-  #touch(src: string): SourceState {
-    let state = this.#sources.get(src);
-    if (state) this.#sources.delete(src);
-    else {
-      if (this.#sources.size >= this.#opts.maxSources) {
-        const oldest = this.#sources.keys().next();
-        if (!oldest.done) this.#sources.delete(oldest.value);
-        this.#evicted++;
-      }
-      state = { progress: new Map(), penaltyUntil: 0 };
-    }
-    this.#sources.set(src, state);
-    return state;
-  }
-
-  #expireSource(src: string, state: SourceState, now: KnockNow, events: KnockEvent[]): void {
-    for (const [idx, p] of state.progress) {
-      const rt = this.#doors[idx];
-      if (!rt || now.monoMs - p.firstMs <= rt.config.seqTimeoutS * 1000) continue;
-      state.progress.delete(idx);
+  #expireSource(src: string, slot: number, now: KnockNow, events: KnockEvent[]): void {
+    if (this.#sources.active(slot) === 0) return;
+    this.#doors.forEach((rt, idx) => {
+      if (this.#sources.stage(slot, idx) === 0 || now.monoMs - this.#sources.firstMs(slot, idx) <= rt.config.seqTimeoutS * 1000) return;
+      this.#sources.end(slot, idx);
       events.push({ kind: 'refused', reason: 'knock_timeout', source: src, door: rt.config.name });
-    }
+    });
   }
 
   /** Timer-driven: report timed-out attempts and forget idle sources. */
   expire(now: KnockNow): KnockEvent[] {
     const events: KnockEvent[] = [];
-    for (const [src, state] of this.#sources) {
-      this.#expireSource(src, state, now, events);
-      if (state.progress.size === 0 && now.monoMs >= state.penaltyUntil) this.#sources.delete(src);
+    for (const [src, slot] of this.#sources.entries()) {
+      this.#expireSource(src, slot, now, events);
+      if (this.#sources.active(slot) === 0 && now.monoMs >= this.#sources.penaltyUntil(slot)) this.#sources.release(slot);
     }
     return events;
   }

@@ -2,7 +2,7 @@
 // Bounded raw TCP SYN sender for the knock end-to-end tests (test/e2e/knock.test.ts), run
 // inside the lab's attacker namespace only. Compiled at test time with gcc.
 //
-//   syn-blast DST SRC PORTS COUNT MAX_SECONDS
+//   syn-blast DST SRC PORTS COUNT MAX_SECONDS [PPS]
 //     DST          IPv4 destination (a lab host)
 //     SRC          IPv4 source, or "spoof": packet i comes from 10.(i>>16).(i>>8).(i) + 1
 //                  (distinct sources; the lab has rp_filter=0 and no route outside)
@@ -10,6 +10,7 @@
 //                  of 1..65535), or a single port number
 //     COUNT        packets at most (sweeps stop after 65535)
 //     MAX_SECONDS  stop after this long whatever COUNT says
+//     PPS          packets per second at most (default 0: as fast as the socket takes them)
 //   prints {"sent":N,"ms":M}
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -40,7 +41,8 @@ static uint32_t rng_state;
 static uint32_t rng(void) { rng_state ^= rng_state << 13; rng_state ^= rng_state >> 17; rng_state ^= rng_state << 5; return rng_state; }
 
 int main(int argc, char **argv) {
-  if (argc != 6) { fprintf(stderr, "usage: syn-blast DST SRC PORTS COUNT MAX_SECONDS\n"); return 2; }
+  if (argc != 6 && argc != 7) { fprintf(stderr, "usage: syn-blast DST SRC PORTS COUNT MAX_SECONDS [PPS]\n"); return 2; }
+  double pps = argc == 7 ? atof(argv[6]) : 0;
   struct in_addr dst, src;
   int spoof = strcmp(argv[2], "spoof") == 0;
   if (inet_pton(AF_INET, argv[1], &dst) != 1 || (!spoof && inet_pton(AF_INET, argv[2], &src) != 1)) { fprintf(stderr, "bad address\n"); return 2; }
@@ -65,6 +67,7 @@ int main(int argc, char **argv) {
   long sent = 0;
   double start = now_ms();
   for (long i = 0; i < count && now_ms() - start < max_ms; i++) {
+    while (pps > 0 && i > (now_ms() - start) * pps / 1000.0) usleep(200);
     memset(pkt, 0, sizeof pkt);
     uint32_t s = spoof ? htonl(0x0a000000u + (uint32_t)i + 1) : src.s_addr;
     uint16_t dport = ports[nports == 1 ? 0 : i];
