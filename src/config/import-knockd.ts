@@ -143,7 +143,12 @@ function splitByFamily(base: ImportedDoor, v4: FamilyAction, v6: FamilyAction): 
 
 function convertDoor(s: KnockdSection, name: string, say: Say): ImportedDoor[] {
   for (const e of s.entries) {
-    if (!DOOR_KEYS.has(e.key)) return say(e, `unknown directive (knockd refuses the whole file: "syntax error")${NOT_CONVERTED}`), [];
+    // knockd accepts the bare UseSyslog flag in any section (parseconfig).
+    if (e.key === 'USESYSLOG' && e.value === undefined) {
+      say(e, OPTION_NOTES['USESYSLOG'] ?? '');
+      continue;
+    }
+    if (!DOOR_KEYS.has(e.key) || e.value === undefined) return say(e, `unknown directive (knockd refuses the whole file: "syntax error")${NOT_CONVERTED}`), [];
     if (lastEntry(s.entries, e.key) !== e) say(e, 'set again later in this door; the later value wins, as in knockd');
   }
   const source = sourceOf(s);

@@ -55,12 +55,15 @@ test('random knockd-shaped configs: never throws; every emitted door loads', () 
 });
 
 const SH_CHARS = [...'ab%IP=/-. \t\'"$`\\|&;<>()*?[]{}~#!:,@+_\n'];
+/** Mostly characters shellWords accepts, so that many commands reach the comparison. */
+const SH_EASY = [...'ab%IP=/-. \t\'":,@+_'];
+const shChar = fc.oneof({ arbitrary: fc.constantFrom(...SH_EASY), weight: 9 }, { arbitrary: fc.constantFrom(...SH_CHARS), weight: 1 });
 
 test('differential: shellWords accepts only what /bin/sh merely splits, and splits it the same way', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'postern-sh-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   let accepted = 0;
-  fc.assert(fc.property(fc.array(fc.constantFrom(...SH_CHARS), { minLength: 1, maxLength: 24 }).map((cs) => `/bin/x ${cs.join('')}`), (cmd) => {
+  fc.assert(fc.property(fc.array(shChar, { minLength: 1, maxLength: 24 }).map((cs) => `/bin/x ${cs.join('')}`), (cmd) => {
     const mine = shellWords(cmd);
     if (!mine.ok) return;
     accepted++;
@@ -68,7 +71,8 @@ test('differential: shellWords accepts only what /bin/sh merely splits, and spli
     assert.deepEqual(mine.value, out.split('\0').slice(0, -1), cmd);
     assert.deepEqual(readdirSync(dir), [], 'sh created nothing');
   }), { numRuns: 1500 });
-  assert.ok(accepted > 100, `enough accepted commands to compare (${accepted})`);
+  t.diagnostic(`${accepted} accepted commands compared with /bin/sh`);
+  assert.ok(accepted > 300, `enough accepted commands to compare (${accepted})`);
 });
 
 test('iptables rules: option order does not matter; extra options break the match', () => {

@@ -117,6 +117,8 @@ test('door directives: refusals and notes, as knockd reads the file', () => {
   refused('[d]\nsequence = 9001\nstart_command = /bin/a\nstop_command = /bin/b\ncmd_timeout = x\n', /Cmd_Timeout/);
   refused('[d]\nsequence = 9001\nstart_command = /bin/true\nfrobnicate = 1\n', /unknown directive/);
   refused('', /no door section/);
+  refused('[d]\nsequence = 9001\nstart_command = /bin/true\nSequence\n', /unknown directive/);
+  assert.equal(importKnockd('[d]\nUseSyslog\nsequence = 9001\nstart_command = /bin/true\n').doors.length, 1, 'UseSyslog is accepted in a door section');
   // knockd upper-cases keys, trims, splits at the first '=', and ignores CR; [Options] is a door.
   const r = importKnockd('[Options]\r\n  SEQUENCE=9001 , 9002:UDP\r\n\tStart_Command = /bin/x a=b\r\ntcpflags = syn,!syn\r\n');
   assert.deepEqual(r.doors, [{ name: 'Options', sequence: ['9001:tcp', '9002:udp'], seq_timeout_s: 25, tcpflags: ['!syn'], start: ['/bin/x', 'a=b'] }]);
