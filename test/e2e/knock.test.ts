@@ -8,12 +8,13 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labSkipReason, type LabHost } from '../lab/lab.ts';
 import { tcpConnect, udpProbe } from '../lab/net-probe.ts';
+import { TotpKey, currentStep, deriveSequence, formatDoorKey } from '../../src/knock/totp.ts';
 import { BACKENDS, SERVICE_PORT, bundleSkipReason, createWorld, eventually, sleep, type Backend, type World, type WorldOptions } from './harness.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason() ?? (existsSync('/usr/bin/gcc') ? undefined : 'needs gcc (syn-blast helper)');
@@ -71,6 +72,24 @@ function suite(backend: Backend): void {
       await knock(w, lab.client, lab.router.ip6, SSH_DOOR.sequence);
       await w.daemon.waitForOutput(/msg="knock opened" door=ssh source=fd50:7374::2/, 3000);
       await eventually(async () => (await service(w, lab.client, lab.router.ip6)) === 'connected', 3000, 'service open over IPv6');
+    });
+  });
+
+  test(`[${backend}] a time-derived door opens once; the same sequence replayed from the attacker is refused`, { skip }, async (t) => {
+    const raw = Buffer.alloc(32, 0x5a);
+    const totp = { key: formatDoorKey(raw), step_s: 30, length: 4, port_min: 20000, port_max: 40000 };
+    await withWorld(t, backend, { config: { doors: [{ name: 'otp', totp, services: [`tcp/${SERVICE_PORT}`], duration_s: 30 }] } }, async (w) => {
+      const { lab } = w;
+      // Range ports are captured and silent like any knock port (probed over IPv6: the probe
+      // is a range hit, which would put the attacker's IPv4 address under penalty).
+      assert.equal((await tcpConnect(lab, lab.attacker, lab.router.ip6, 31337, 500)).result, 'timeout');
+      const seq = deriveSequence(new TotpKey(raw), currentStep(Date.now(), 30), { length: 4, portMin: 20000, portMax: 40000, avoid: new Set() });
+      await knock(w, lab.client, lab.router.ip4, seq.map(String));
+      await w.daemon.waitForOutput(/msg="knock opened" door=otp source=198\.18\.0\.2 step=\d+/, 3000);
+      await eventually(async () => (await service(w, lab.client)) === 'connected', 3000, 'service open for the client');
+      await knock(w, lab.attacker, lab.router.ip4, seq.map(String));
+      await w.daemon.waitForOutput(/msg=refused reason=knock_replay source=198\.18\.0\.3 key=otp/, 3000);
+      assert.equal(await service(w, lab.attacker), 'timeout');
     });
   });
 
@@ -138,6 +157,30 @@ test('duplicates (each knock sent twice) still open; a half knock times out and 
     // Timer-driven: reported without any further packet (seq_timeout_s 3).
     await w.daemon.waitForOutput(/msg=refused reason=knock_timeout source=198\.18\.0\.3 key=ssh/, 6000);
     assert.equal(await service(w, lab.attacker), 'timeout');
+  });
+});
+
+test('one-time sequences: each line opens once, the file is rewritten, the next line takes over', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-knock-ots-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'ssh.ots');
+  writeFileSync(file, ' 7300,7400:udp,7500\n 7600,7700\n');
+  await withWorld(t, 'nft', { config: { doors: [{ name: 'ots', one_time_sequences: file, services: [`tcp/${SERVICE_PORT}`], duration_s: 30 }] } }, async (w) => {
+    const { lab } = w;
+    await knock(w, lab.attacker, lab.router.ip4, ['7600', '7700']);
+    await sleep(300);
+    assert.doesNotMatch(w.daemon.output(), /knock opened/, 'only the first unused line is live');
+    await knock(w, lab.client, lab.router.ip4, ['7300', '7400:udp', '7500']);
+    await w.daemon.waitForOutput(/msg="knock opened" door=ots source=198\.18\.0\.2/, 3000);
+    await eventually(() => readFileSync(file, 'utf8') === '#7300,7400:udp,7500\n 7600,7700\n', 3000, 'line marked used');
+    await knock(w, lab.attacker, lab.router.ip4, ['7300', '7400:udp', '7500']);
+    await sleep(300);
+    assert.equal(w.daemon.output().match(/knock opened/g)?.length, 1, 'a used line never works again');
+    // Ports of used lines are no knock ports any more: that replay cost the attacker no penalty.
+    await knock(w, lab.attacker, lab.router.ip4, ['7600', '7700']);
+    await w.daemon.waitForOutput(/msg="knock opened" door=ots source=198\.18\.0\.3/, 3000);
+    await eventually(() => readFileSync(file, 'utf8') === '#7300,7400:udp,7500\n#7600,7700\n', 3000, 'second line marked used');
+    await w.daemon.waitForOutput(/msg="one-time door used up" door=ots/, 3000);
   });
 });
 
