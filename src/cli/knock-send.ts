@@ -29,9 +29,13 @@ const UDP_KNOCK = Buffer.alloc(1);
  */
 async function knockTcp(to: KnockTarget, port: number): Promise<void> {
   const s = connect({ host: to.address, port, family: to.family });
-  s.on('error', () => undefined);
+  let failed: NodeJS.ErrnoException | undefined;
+  s.on('error', (err: NodeJS.ErrnoException) => { failed = err; });
   await new Promise<void>((resolve) => setImmediate(resolve));
   s.destroy();
+  // connect() itself failed (no route, no such local address, a local firewall's EPERM):
+  // no SYN left this machine. A refusal (RST) cannot have arrived yet and would not matter.
+  if (failed !== undefined && failed.code !== 'ECONNREFUSED') throw new Error(`tcp knock on port ${port}: ${failed.code ?? failed.message}`);
 }
 
 function knockUdp(sock: UdpSocket, to: KnockTarget, port: number): Promise<void> {

@@ -124,3 +124,17 @@ test('knock --door: the profile door\'s current sequence, key never printed', { 
   assert.equal(badKey.code, 2);
   assert.ok(!badKey.stderr.includes('short'), 'a bad key is not echoed');
 });
+
+test('knock: a knock that cannot leave the machine exits 1 with the reason', {
+  skip: skip || (process.getuid?.() === 0 && existsSync('/usr/bin/unshare') ? false : 'needs root and unshare (an empty network namespace)'),
+}, async () => {
+  // `unshare -n`: a new network namespace with only a down loopback, so nothing is sent anywhere.
+  for (const args of [['198.18.0.1', '7000'], ['-u', '198.18.0.1', '7000']]) {
+    const r = await new Promise<Run>((resolve) => {
+      execFile('/usr/bin/unshare', ['-n', process.execPath, BUNDLE, 'knock', ...args], { timeout: 20_000, encoding: 'utf8' },
+        (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }));
+    });
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, /ENETUNREACH/);
+  }
+});
