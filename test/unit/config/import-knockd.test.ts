@@ -172,6 +172,20 @@ test('CLI: import knockd prints the doors, reports on stderr, --out writes a 060
   }
 });
 
+test('the docs/cli.md example report is what the command prints for Debian\'s file', {
+  skip: existsSync('/usr/local/sbin/knock_add') ? 'this machine has /usr/local/sbin/knock_add' : false,
+}, async (t) => {
+  const doc = readFileSync(new URL('../../../docs/cli.md', import.meta.url), 'utf8');
+  const block = /\$ postern import knockd \/etc\/knockd\.conf --out doors\.json\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+  assert.ok(block.length > 0, 'the example is in docs/cli.md');
+  const dir = mkdtempSync(join(tmpdir(), 'postern-knockd-doc-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const conf = join(dir, 'knockd.conf');
+  writeFileSync(conf, DEBIAN);
+  const r = await runCli(['knockd', conf, '--out', join(dir, 'doors.json')]);
+  assert.equal(r.stderr.split(conf).join('/etc/knockd.conf'), block);
+});
+
 test('docs/cli.md documents postern import knockd', () => {
   const doc = readFileSync(new URL('../../../docs/cli.md', import.meta.url), 'utf8');
   for (const s of ['postern import knockd', '--out', 'Start_Command_6', 'shell']) assert.ok(doc.includes(s), s);
