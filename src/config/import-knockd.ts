@@ -141,27 +141,46 @@ function splitByFamily(base: ImportedDoor, v4: FamilyAction, v6: FamilyAction): 
   return doors;
 }
 
-function convertDoor(s: KnockdSection, name: string, say: Say): ImportedDoor[] {
+/** Report repeated keys; refuse (true) on a directive knockd itself would reject. */
+function badDirective(s: KnockdSection, say: Say): boolean {
   for (const e of s.entries) {
     // knockd accepts the bare UseSyslog flag in any section (parseconfig).
     if (e.key === 'USESYSLOG' && e.value === undefined) {
       say(e, OPTION_NOTES['USESYSLOG'] ?? '');
       continue;
     }
-    if (!DOOR_KEYS.has(e.key) || e.value === undefined) return say(e, `unknown directive (knockd refuses the whole file: "syntax error")${NOT_CONVERTED}`), [];
+    if (!DOOR_KEYS.has(e.key) || e.value === undefined) {
+      say(e, `unknown directive (knockd refuses the whole file: "syntax error")${NOT_CONVERTED}`);
+      return true;
+    }
     if (lastEntry(s.entries, e.key) !== e) say(e, 'set again later in this door; the later value wins, as in knockd');
   }
+  return false;
+}
+
+/** Everything but the action: what is knocked, and how it is matched. */
+function doorBase(s: KnockdSection, name: string): Part<ImportedDoor> {
   const source = sourceOf(s);
+  if (isRefusal(source)) return source;
   const timeout = timeoutOf(s);
+  if (isRefusal(timeout)) return timeout;
   const flags = flagsOf(s);
+  if (isRefusal(flags)) return flags;
   const target = targetOf(s);
+  if (isRefusal(target)) return target;
+  return { name, ...source, seq_timeout_s: timeout, ...(flags && { tcpflags: flags }), ...(target !== undefined && { target }) };
+}
+
+function convertDoor(s: KnockdSection, name: string, say: Say): ImportedDoor[] {
+  if (badDirective(s, say)) return [];
+  const base = doorBase(s, name);
   const actions = doorActions(s.entries);
-  const refusal = [source, timeout, flags, target].find(isRefusal)?.refuse ?? (typeof actions === 'string' ? actions : undefined);
-  if (refusal !== undefined || typeof actions === 'string' || isRefusal(source) || isRefusal(timeout) || isRefusal(flags) || isRefusal(target)) {
-    return say(undefined, `${refusal ?? 'refused'}${NOT_CONVERTED}`), [];
+  const refusal = isRefusal(base) ? base.refuse : typeof actions === 'string' ? actions : undefined;
+  if (refusal !== undefined || isRefusal(base) || typeof actions === 'string') {
+    say(undefined, `${refusal ?? ''}${NOT_CONVERTED}`);
+    return [];
   }
   for (const n of actions.notes) say(n.entry, n.message);
-  const base: ImportedDoor = { name, ...source, seq_timeout_s: timeout, ...(flags && { tcpflags: flags }), ...(target !== undefined && { target }) };
   const doors = splitByFamily(base, actions.v4, actions.v6);
   if (doors.length === 2) say(undefined, `IPv4 and IPv6 knocks ran different commands: two doors, ${doors.map((d) => d.name).join(' and ')}`);
   else if (doors[0]?.allowed_addresses) say(undefined, `converted for IPv${doors[0].allowed_addresses === V4_ONLY ? 4 : 6} knocks only (knockd ran nothing for the other family)`);
