@@ -53,6 +53,13 @@ export class DoorRuntime {
     return this.#totpCandidates.list;
   }
 
+  /** Is `p` one of this door's knocks now (a time-derived door: anywhere in its range)? */
+  knows(p: KnockPort, wallMs: number): boolean {
+    const s = this.config.source;
+    if (s.kind === 'totp') return p.proto === s.proto && p.port >= s.portMin && p.port <= s.portMax;
+    return this.candidates(wallMs).some((c) => c.seq.some((q) => samePort(q, p)));
+  }
+
   /** The sequence an attempt begun on `step` follows (fixed doors: the live one). */
   sequenceFor(step: number | undefined): readonly KnockPort[] | undefined {
     const s = this.config.source;
@@ -122,5 +129,6 @@ export function stepDoor(rt: DoorRuntime, table: SourceTable, at: { slot: number
     table.begin(slot, door, now.monoMs, c.step);
     return ADVANCE;
   }
-  return stage > 0 ? RESET : NOTHING;
+  // A wrong hit: it broke an attempt, or is one of this door's knocks out of order.
+  return stage > 0 || rt.knows(hit, now.wallMs) ? RESET : NOTHING;
 }

@@ -137,15 +137,16 @@ export class KnockEngine {
   }
 
   /** Step every door the hit applies to. 'moved': some door advanced, opened or saw a
-   *  duplicate; 'reset': a door considered the hit and nothing moved; else 'none'. */
+   *  duplicate; 'reset': nothing moved and the hit broke an attempt or was a door's knock
+   *  out of order; else 'none' (another door's port, for a door the hit does not apply to). */
   #stepAll(h: KnockHit, port: KnockPort, slot: number, now: KnockNow, events: KnockEvent[]): 'moved' | 'reset' | 'none' {
     let moved = false;
-    let considered = false;
+    let broken = false;
     let opened = false;
     this.#doors.forEach((rt, idx) => {
       if (!this.#applies(rt.config, h)) return;
-      considered = true;
       const r = stepDoor(rt, this.#sources, { slot, door: idx }, port, now);
+      if (r.r === 'reset') broken = true;
       if (r.r === 'duplicate') this.#duplicates++;
       if (r.r === 'advance' || r.r === 'duplicate') moved = true;
       if (r.r !== 'open') return;
@@ -163,7 +164,7 @@ export class KnockEngine {
     });
     // A completed knock ends every other attempt of the source (no stray timeouts later).
     if (opened) this.#sources.clearProgress(slot);
-    return moved ? 'moved' : considered ? 'reset' : 'none';
+    return moved ? 'moved' : broken ? 'reset' : 'none';
   }
 
   #applies(d: DoorConfig, h: KnockHit): boolean {

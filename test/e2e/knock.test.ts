@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { labSkipReason, type LabHost } from '../lab/lab.ts';
 import { tcpConnect, udpProbe } from '../lab/net-probe.ts';
 import { TotpKey, currentStep, deriveSequence, formatDoorKey } from '../../src/knock/totp.ts';
-import { BACKENDS, SERVICE_PORT, bundleSkipReason, createWorld, eventually, sleep, type Backend, type World, type WorldOptions } from './harness.ts';
+import { BACKENDS, SERVICE_PORT, bundleSkipReason, createWorld, eventually, routerRun, sleep, type Backend, type World, type WorldOptions } from './harness.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason() ?? (existsSync('/usr/bin/gcc') ? undefined : 'needs gcc (syn-blast helper)');
 const KNOCK_PROBE = fileURLToPath(new URL('../lab/knock-probe.ts', import.meta.url));
@@ -181,6 +181,23 @@ test('one-time sequences: each line opens once, the file is rewritten, the next 
     await w.daemon.waitForOutput(/msg="knock opened" door=ots source=198\.18\.0\.3/, 3000);
     await eventually(() => readFileSync(file, 'utf8') === '#7300,7400:udp,7500\n#7600,7700\n', 3000, 'second line marked used');
     await w.daemon.waitForOutput(/msg="one-time door used up" door=ots/, 3000);
+  });
+});
+
+test('addresses are never frozen: an address added after start takes knocks, and a target door matches it', { skip }, async (t) => {
+  const added = '198.18.0.50';
+  const doors = [SSH_DOOR, { name: 'vip', sequence: ['7800', '7900'], target: added, services: [`tcp/${SERVICE_PORT}`], duration_s: 30 }];
+  await withWorld(t, 'iptables', { config: { doors } }, async (w) => {
+    const { lab } = w;
+    await routerRun(w, ['ip', 'addr', 'add', `${added}/24`, 'dev', lab.router.ifname]);
+    await knock(w, lab.client, lab.router.ip4, ['7800', '7900']);
+    await sleep(300);
+    assert.doesNotMatch(w.daemon.output(), /knock opened/, 'the target door ignores knocks to other addresses');
+    await knock(w, lab.client, added, ['7800', '7900']);
+    await w.daemon.waitForOutput(/msg="knock opened" door=vip source=198\.18\.0\.2/, 3000);
+    await knock(w, lab.attacker, added, SSH_DOOR.sequence);
+    await w.daemon.waitForOutput(/msg="knock opened" door=ssh source=198\.18\.0\.3/, 3000);
+    await eventually(async () => (await service(w, lab.attacker, added)) === 'connected', 3000, 'service open on the new address');
   });
 });
 

@@ -125,6 +125,14 @@ test('target and allowed_addresses select the knocks a door sees', () => {
   assert.deepEqual(opens(d.all([7100, 7200], { src: '2001:db8::1', dst: '' })), [], 'IPv6 source outside 10/8');
 });
 
+test("another door's port is no wrong knock for a door that does not know it", () => {
+  const d = new Driver([door('a', seq('7000', '8000')), door('b', seq('7100', '7200'), { target: '198.18.0.9' })]);
+  assert.deepEqual(reasons(d.knock(7100)), [], 'b does not apply (target), a does not know 7100');
+  assert.deepEqual(opens(d.all([7000, 8000])), ['a']);
+  d.knock(7000);
+  assert.deepEqual(reasons(d.knock(7100)), ['knock_wrong'], 'but it breaks an attempt in progress');
+});
+
 test('IPv6 sources knock like IPv4 ones', () => {
   const d = new Driver([door('ssh', seq('7000', '8000'))]);
   assert.deepEqual(opens(d.all([7000, 8000], { src: '2001:db8::7', dst: '' })), ['ssh']);
