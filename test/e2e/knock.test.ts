@@ -201,6 +201,27 @@ test('addresses are never frozen: an address added after start takes knocks, and
   });
 });
 
+test('SIGHUP: new doors apply (new ports captured and silent); a door with an unreadable file is refused', { skip }, async (t) => {
+  await withWorld(t, 'nft', { config: { doors: [SSH_DOOR] } }, async (w) => {
+    const { lab } = w;
+    const moved = { ...SSH_DOOR, sequence: ['7010', '8010:udp', '9010'] };
+    w.writeConfig({ doors: [moved, { name: 'ots', one_time_sequences: '/nonexistent/ssh.ots', services: [`tcp/${SERVICE_PORT}`] }] });
+    w.daemon.kill('SIGHUP');
+    await w.daemon.waitForOutput(/msg="reload refused: config error" error="door ots: \/nonexistent\/ssh.ots: cannot read \(ENOENT\)"/, 3000);
+    w.writeConfig({ doors: [moved] });
+    w.daemon.kill('SIGHUP');
+    await w.daemon.waitForOutput(/msg="config reloaded"/, 3000);
+    assert.equal((await udpProbe(lab, lab.attacker, lab.router.ip6, 8010, 500)).result, 'silent', 'new UDP knock port silent');
+    assert.equal((await tcpConnect(lab, lab.attacker, lab.router.ip6, 9010, 500)).result, 'timeout', 'new TCP knock port silent');
+    await knock(w, lab.client, lab.router.ip4, SSH_DOOR.sequence);
+    await sleep(300);
+    assert.doesNotMatch(w.daemon.output(), /knock opened/, 'the old sequence is gone');
+    // The old ports are no knock ports now, and nothing was in progress: no penalty.
+    await knock(w, lab.client, lab.router.ip4, moved.sequence);
+    await w.daemon.waitForOutput(/msg="knock opened" door=ssh source=198\.18\.0\.2/, 3000);
+  });
+});
+
 test('start/stop commands run as argv with %IP% substituted, stop after cmd_timeout_s', { skip }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'postern-knock-cmd-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
