@@ -5,7 +5,7 @@
 import type { Service } from '../firewall/types.ts';
 import type { Cidr } from '../wire/address.ts';
 import type { TotpKey } from './totp.ts';
-import { samePort, type KnockPort, type KnockProto, type TcpFlagFilter } from './sequence.ts';
+import type { KnockPort, KnockProto, TcpFlagFilter } from './sequence.ts';
 
 export interface TotpSource {
   readonly kind: 'totp';
@@ -81,7 +81,3 @@ export function knockPorts(sequences: readonly (readonly KnockPort[])[], totp: r
 }
 
 export const inRange = (r: PortRange, p: KnockPort): boolean => r.proto === p.proto && p.port >= r.from && p.port <= r.to;
-
-export function containsPort(list: readonly KnockPort[], p: KnockPort): boolean {
-  return list.some((q) => samePort(q, p));
-}
