@@ -116,6 +116,7 @@ async function run(args: string[]): Promise<number> {
   }
   const family = familyOption(values.ipv4, values.ipv6);
   const delayMs = intOption(values.delay, 'delay', 0, MAX_DELAY_MS) ?? 0;
+  if (values.door !== undefined && values.udp) throw new UsageError('--udp does not go with --door: the door sets the protocol');
   const plan = values.door !== undefined
     ? profilePlan(positionals[0], values.door, values.profile, positionals.slice(1))
     : staticPlan(positionals, values.udp === true, values.profile);

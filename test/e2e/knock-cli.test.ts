@@ -79,7 +79,7 @@ test('knock: usage mistakes exit 2 with the usage and send nothing', { skip }, a
   for (const args of [
     ['127.0.0.1'], ['127.0.0.1', `${p}:udp`, '70000'], ['127.0.0.1', `${p}:sctp`], ['127.0.0.1', '0'],
     ['-6', '127.0.0.1', `${p}:udp`], ['-4', '-6', '127.0.0.1', `${p}:udp`], ['-d', 'x', '127.0.0.1', `${p}:udp`],
-    ['127.0.0.1', '--door', 'ssh'], ['--door', 'ssh', '--profile', 'nope'], ['127.0.0.1', `${p}:udp`, '--profile', 'x'],
+    ['127.0.0.1', '--door', 'ssh'], ['--door', 'ssh', '--profile', 'nope'], ['-u', '--door', 'ssh', '--profile', 'x'], ['127.0.0.1', `${p}:udp`, '--profile', 'x'],
     ['127.0.0.1', ...Array.from({ length: 33 }, () => `${p}:udp`)],
   ]) {
     const r = await postern(['knock', ...args]);
