@@ -93,10 +93,11 @@ function suite(backend: Backend): void {
     });
   });
 
-  test(`[${backend}] sweeps from the attacker (ordered, reverse, random 1-65535) open nothing`, { skip }, async (t) => {
+  test(`[${backend}] sweeps from the attacker (ordered, reverse, random order, 1-65535) open nothing`, { skip }, async (t) => {
     await withWorld(t, backend, { config: { doors: [SSH_DOOR, { ...SSH_DOOR, name: 'close', sequence: ['9000', '8000:udp', '7000'] }] } }, async (w) => {
       const { lab } = w;
-      for (const order of ['up', 'down', 'random:7', 'random:99']) {
+      // Both directions on each backend; the random orders split between them (suite time).
+      for (const order of ['up', 'down', backend === 'nft' ? 'random:7' : 'random:99']) {
         const r = await synBlast(w, lab.attacker.ip4, order, 65535, 20);
         assert.equal(r.sent, 65535, order);
         t.diagnostic(`${backend} sweep ${order}: 65535 SYNs in ${r.ms} ms`);
