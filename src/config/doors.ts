@@ -65,6 +65,10 @@ function ownedPorts(raw: RawConfig): Map<string, string> {
   const owned = new Map<string, string>(raw.guarded.map((s) => [s, 'a guarded service']));
   owned.set(`udp/${raw.spa.port}`, 'the SPA port');
   if (raw.fwknop.stanzas.length > 0) owned.set(`udp/${raw.fwknop.port}`, 'the fwknop port');
+  // External ports of forwarding targets are guarded too (daemon/guard-spec.ts).
+  for (const f of [...raw.keys, ...raw.fwknop.stanzas].flatMap((k) => k.forwards)) {
+    owned.set(`${f.proto}/${f.port ?? Number(/:([0-9]{1,5})$/.exec(f.to)?.[1])}`, 'a forwarding external port');
+  }
   return owned;
 }
 

@@ -70,6 +70,9 @@ test('door errors: each listed with its path; the door key never quoted', () => 
     assert.ok(t2.includes(needle), `missing ${needle}:\n${t2}`);
   }
   assert.ok(!t2.includes(secret), 'door key quoted');
+  const fwd = validateConfig({ ...base, keys: [{ ...base.keys[0], forwards: [{ to: '192.168.1.20:22', port: 2222 }] }],
+    doors: [{ name: 'k', sequence: ['2220'], services: ['tcp/22'] }] });
+  assert.ok(!fwd.ok && fwd.errors.some((e) => e.includes('tcp/2222 is a forwarding external port')), JSON.stringify(fwd));
 });
 
 test('docs/config.md documents every door and knock key', () => {
