@@ -124,7 +124,7 @@ export class KnockEngine {
     if (now.monoMs < this.#sources.penaltyUntil(slot)) {
       // Seq ports do not extend the penalty, so a user who waits it out is let in.
       if (rel !== 'seq') this.#sources.setPenalty(slot, now.monoMs + this.#opts.penaltyMs);
-      events.push({ kind: 'refused', reason: 'knock_wrong', source: h.src });
+      events.push({ kind: 'refused', reason: rel === 'seq' ? 'knock_wrong' : 'knock_guard', source: h.src });
       return events;
     }
     const r = this.#stepAll(h, port, slot, now, events);

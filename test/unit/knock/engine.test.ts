@@ -77,8 +77,9 @@ test('sweeps open nothing: ordered, reverse, random (guard ports and penalty)', 
     for (let i = a.length - 1; i > 0; i--) { const j = (rnd[i] ?? 0) % (i + 1); [a[i], a[j]] = [a[j] as number, a[i] as number]; }
     orders.push(a);
   }
-  for (const order of orders) {
-    const d = new Driver(doors);
+  // With the default penalty, and without one (guard ports and scan-like SYNs alone).
+  for (const [order, opts] of orders.flatMap((o) => [[o, OPTS], [o, { ...OPTS, penaltyMs: 0 }]] as const)) {
+    const d = new Driver(doors, opts);
     const ev: KnockEvent[] = [];
     for (const p of order) { ev.push(...d.knock(p)); d.mono += 0.01; }
     assert.deepEqual(opens(ev), []);
