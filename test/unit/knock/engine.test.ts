@@ -177,3 +177,30 @@ test('time-derived doors: current and previous step open once each; replays refu
   d.mono += 20_000; // past the penalty the replay's range hits may have started
   assert.deepEqual(opens(d.all(at(now - 2))), [], 'two steps back is too old');
 });
+
+test('property: random hits never throw, never track more than the cap, and open only after the whole sequence in order', () => {
+  const SEQ = [7000, 7005, 7010];
+  const ports = [6999, 7000, 7001, 7004, 7005, 7006, 7010, 7011, 7100, 22];
+  fc.assert(fc.property(
+    fc.array(fc.record({ src: fc.integer({ min: 0, max: 5 }), port: fc.constantFrom(...ports), dt: fc.integer({ min: 0, max: 4000 }), flags: fc.constantFrom(0x02, 0x12, 0x10) }), { maxLength: 200 }),
+    fc.integer({ min: 0, max: 10_000 }),
+    (hits, penaltyMs) => {
+      const d = new Driver([door('x', seq(...SEQ.map(String)), { seqTimeoutS: 5 })], { maxSources: 4, guardWidth: 1, penaltyMs });
+      const sent = new Map<string, number[]>();
+      for (const h of hits) {
+        d.mono += h.dt;
+        const src = `10.0.0.${h.src}`;
+        const ev = [...d.knock(h.port, { src, tcpFlags: h.flags }), ...d.engine.expire({ monoMs: d.mono, wallMs: d.wall })];
+        sent.set(src, [...(sent.get(src) ?? []), h.port]); // no tcpflags: every TCP packet is a knock
+        assert.ok(d.engine.stats.tracked <= 4);
+        if (opens(ev).length > 0) {
+          assert.equal(h.port, SEQ[2]);
+          const mine = sent.get(src) ?? [];
+          let i = 0;
+          for (const p of mine) if (p === SEQ[i]) i++;
+          assert.equal(i >= SEQ.length, true, `opened without the sequence: ${mine.join(',')}`);
+        }
+      }
+    },
+  ), { numRuns: 1000 });
+});
