@@ -97,38 +97,82 @@ const DUPLICATE: StepResult = { r: 'duplicate' };
 const RESET: StepResult = { r: 'reset' };
 const NOTHING: StepResult = { r: 'none' };
 
+type Advance =
+  | { readonly kind: 'progress'; readonly matched: number; readonly early: number }
+  | { readonly kind: 'duplicate' | 'miss' };
+
+const DUP: Advance = { kind: 'duplicate' };
+const MISS: Advance = { kind: 'miss' };
+const bit = (i: number): number => (1 << i) >>> 0;
+
+/**
+ * One hit against an attempt that has matched `matched` knocks in order, with `early` the
+ * positions already seen ahead of their turn. TCP and UDP knocks reach the daemon through
+ * two raw sockets, i.e. two kernel queues, and the event loop may serve the UDP one first:
+ * a client sending 7000:tcp, 8000:udp back to back (knockd's `knock` does) can be seen as
+ * 8000:udp, 7000:tcp. So a hit that is the next unseen knock of its own protocol, while the
+ * expected knock is of the other protocol, is kept as early instead of breaking the
+ * attempt. Order within one protocol (one queue) is never relaxed, so a one-protocol sweep
+ * gains nothing.
+ */
+function advanceAttempt(seq: readonly KnockPort[], matched: number, early: number, hit: KnockPort): Advance {
+  const next = seq[matched];
+  if (next && samePort(next, hit)) {
+    let m = matched + 1;
+    let e = early;
+    while (m < seq.length && (e & bit(m)) !== 0) {
+      e = (e & ~bit(m)) >>> 0;
+      m++;
+    }
+    return { kind: 'progress', matched: m, early: e };
+  }
+  const last = seq[matched - 1];
+  if (last && samePort(last, hit)) return DUP;
+  if (!next || next.proto === hit.proto) return MISS;
+  for (let j = matched + 1; j < seq.length; j++) {
+    const q = seq[j];
+    if (!q || q.proto !== hit.proto) continue;
+    if ((early & bit(j)) !== 0) {
+      if (samePort(q, hit)) return DUP;
+      continue;
+    }
+    return samePort(q, hit) ? { kind: 'progress', matched, early: (early | bit(j)) >>> 0 } : MISS;
+  }
+  return MISS;
+}
+
 /**
  * Advance this source's attempt on door `door` (slot in the source table) with one hit.
  * The next expected knock advances; a repeat of the knock just matched is a duplicate
- * (knockd #72/#90/#92) and changes nothing; anything else resets, and the hit may then
- * start the sequence afresh.
+ * (knockd #72/#90/#92) and changes nothing; a knock of the other protocol may come early
+ * (advanceAttempt); anything else resets, and the hit may then start the sequence afresh.
  */
 export function stepDoor(rt: DoorRuntime, table: SourceTable, at: { slot: number; door: number }, hit: KnockPort, now: { monoMs: number; wallMs: number }): StepResult {
   const { slot, door } = at;
-  const stage = table.stage(slot, door);
-  if (stage > 0) {
+  const wasActive = table.inAttempt(slot, door);
+  if (wasActive) {
     const step = table.step(slot, door);
-    const seq = rt.sequenceFor(step);
-    const next = seq?.[stage];
-    if (next && samePort(next, hit)) {
-      if (stage + 1 < (seq?.length ?? 0)) {
-        table.advance(slot, door);
+    const seq = rt.sequenceFor(step) ?? [];
+    const r = advanceAttempt(seq, table.matched(slot, door), table.early(slot, door), hit);
+    if (r.kind === 'duplicate') return DUPLICATE;
+    if (r.kind === 'progress') {
+      if (r.matched < seq.length) {
+        table.setProgress(slot, door, r.matched, r.early);
         return ADVANCE;
       }
       table.end(slot, door);
       return { r: 'open', step };
     }
-    const last = seq?.[stage - 1];
-    if (last && samePort(last, hit)) return DUPLICATE;
     table.end(slot, door);
   }
   for (const c of rt.candidates(now.wallMs)) {
-    const first = c.seq[0];
-    if (!first || !samePort(first, hit)) continue;
-    if (c.seq.length === 1) return { r: 'open', step: c.step };
+    const r = advanceAttempt(c.seq, 0, 0, hit);
+    if (r.kind !== 'progress') continue;
+    if (r.matched >= c.seq.length) return { r: 'open', step: c.step };
     table.begin(slot, door, now.monoMs, c.step);
+    table.setProgress(slot, door, r.matched, r.early);
     return ADVANCE;
   }
   // A wrong hit: it broke an attempt, or is one of this door's knocks out of order.
-  return stage > 0 || rt.knows(hit, now.wallMs) ? RESET : NOTHING;
+  return wasActive || rt.knows(hit, now.wallMs) ? RESET : NOTHING;
 }

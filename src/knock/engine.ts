@@ -191,7 +191,7 @@ export class KnockEngine {
   #expireSource(src: string, slot: number, now: KnockNow, events: KnockEvent[]): void {
     if (this.#sources.active(slot) === 0) return;
     this.#doors.forEach((rt, idx) => {
-      if (this.#sources.stage(slot, idx) === 0 || now.monoMs - this.#sources.firstMs(slot, idx) <= rt.config.seqTimeoutS * 1000) return;
+      if (!this.#sources.inAttempt(slot, idx) || now.monoMs - this.#sources.firstMs(slot, idx) <= rt.config.seqTimeoutS * 1000) return;
       this.#sources.end(slot, idx);
       events.push({ kind: 'refused', reason: 'knock_timeout', source: src, door: rt.config.name });
     });

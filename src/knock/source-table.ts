@@ -4,7 +4,7 @@
 // reuses the same max_sources slots, so it costs no memory and leaves no garbage to
 // promote into V8's old generation (ref/knockd.md K9: knockd's per-source list grows without
 // bound). Slots form an LRU list (most recent at the head); a new source takes a free slot
-// or the least recently used one. Memory: max_sources * doors * 17 bytes.
+// or the least recently used one. Memory: max_sources * doors * 21 bytes.
 
 const NONE = -1;
 
@@ -16,8 +16,10 @@ export class SourceTable {
   readonly #prev: Int32Array;
   readonly #next: Int32Array;
   readonly #penaltyUntil: Float64Array;
-  /** Per (slot, door): knocks matched so far (0 = no attempt), first knock time, step. */
+  /** Per (slot, door): 0 = no attempt, else 1 + knocks matched in order; first knock time;
+   *  step; and a bit per sequence position seen early (door-runtime.ts says when). */
   readonly #stage: Uint8Array;
+  readonly #early: Uint32Array;
   readonly #firstMs: Float64Array;
   readonly #step: Float64Array;
   readonly #active: Uint8Array;
@@ -34,6 +36,7 @@ export class SourceTable {
     this.#next = new Int32Array(capacity).fill(NONE);
     this.#penaltyUntil = new Float64Array(capacity);
     this.#stage = new Uint8Array(capacity * this.#doors);
+    this.#early = new Uint32Array(capacity * this.#doors);
     this.#firstMs = new Float64Array(capacity * this.#doors);
     this.#step = new Float64Array(capacity * this.#doors).fill(Number.NaN);
     this.#active = new Uint8Array(capacity);
@@ -108,8 +111,18 @@ export class SourceTable {
     return this.#index.entries();
   }
 
-  stage(slot: number, door: number): number {
-    return this.#stage[slot * this.#doors + door] ?? 0;
+  inAttempt(slot: number, door: number): boolean {
+    return (this.#stage[slot * this.#doors + door] ?? 0) > 0;
+  }
+
+  /** Knocks of the attempt matched in order so far. */
+  matched(slot: number, door: number): number {
+    return Math.max((this.#stage[slot * this.#doors + door] ?? 0) - 1, 0);
+  }
+
+  /** Positions of the sequence already seen ahead of their turn (bit i = position i). */
+  early(slot: number, door: number): number {
+    return this.#early[slot * this.#doors + door] ?? 0;
   }
 
   firstMs(slot: number, door: number): number {
@@ -122,22 +135,27 @@ export class SourceTable {
     return Number.isNaN(s) ? undefined : s;
   }
 
+  /** Start an attempt (nothing matched yet; setProgress follows). */
   begin(slot: number, door: number, firstMs: number, step: number | undefined): void {
     const i = slot * this.#doors + door;
+    if (this.#stage[i] === 0) this.#active[slot] = (this.#active[slot] ?? 0) + 1;
     this.#stage[i] = 1;
+    this.#early[i] = 0;
     this.#firstMs[i] = firstMs;
     this.#step[i] = step ?? Number.NaN;
-    this.#active[slot] = (this.#active[slot] ?? 0) + 1;
   }
 
-  advance(slot: number, door: number): void {
-    this.#stage[slot * this.#doors + door] = this.stage(slot, door) + 1;
+  setProgress(slot: number, door: number, matched: number, early: number): void {
+    const i = slot * this.#doors + door;
+    this.#stage[i] = matched + 1;
+    this.#early[i] = early;
   }
 
   end(slot: number, door: number): void {
     const i = slot * this.#doors + door;
     if (this.#stage[i] === 0) return;
     this.#stage[i] = 0;
+    this.#early[i] = 0;
     this.#step[i] = Number.NaN;
     this.#active[slot] = (this.#active[slot] ?? 1) - 1;
   }

@@ -228,6 +228,17 @@ test('SIGHUP: new doors apply (new ports captured and silent); a door with an un
   });
 });
 
+test("knockd's knock client, no delay, mixed tcp/udp door: every knock opens despite two capture queues", { skip: skip ?? (existsSync('/usr/bin/knock') ? undefined : 'needs knock (Debian package knockd)') }, async (t) => {
+  await withWorld(t, 'nft', { config: { doors: [SSH_DOOR] } }, async (w) => {
+    for (let i = 0; i < 10; i++) {
+      const r = await w.lab.exec(w.lab.client, ['/usr/bin/knock', w.lab.router.ip4, ...SSH_DOOR.sequence]);
+      assert.equal(r.code, 0, r.stderr);
+      await eventually(() => (w.daemon.output().match(/knock opened/g)?.length ?? 0) === i + 1, 2000, `knock ${i + 1} opened`);
+    }
+    assert.doesNotMatch(w.daemon.output(), /reason=knock_wrong/);
+  });
+});
+
 test('start/stop commands run as argv with %IP% substituted, stop after cmd_timeout_s', { skip }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'postern-knock-cmd-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -43,6 +43,17 @@ test('a static sequence opens; mixed tcp/udp; wrong order does not', () => {
   assert.deepEqual(reasons(ev), ['knock_wrong', 'knock_wrong', 'knock_wrong']);
 });
 
+test('mixed protocols: a knock of the other protocol may arrive early (two raw sockets), one protocol never reorders', () => {
+  const doors = [door('m', seq('7000', '8000:udp', '8001:udp', '9000'))];
+  const u = { proto: 'udp' as const, tcpFlags: 0 };
+  const d = new Driver(doors);
+  assert.deepEqual(opens([...d.knock(8000, u), ...d.knock(8001, u), ...d.knock(8000, u), ...d.knock(7000), ...d.knock(9000)]), ['m']);
+  const swapped = new Driver(doors);
+  assert.deepEqual(opens([...swapped.knock(7000), ...swapped.knock(8001, u), ...swapped.knock(8000, u), ...swapped.knock(9000)]), [], 'UDP order kept');
+  const tcp = new Driver([door('t', seq('7000', '8000', '9000'))]);
+  assert.deepEqual(opens(tcp.all([8000, 7000, 9000])), [], 'no tolerance within one protocol');
+});
+
 test('duplicates of the knock just matched are tolerated; a later repeat resets', () => {
   const d = new Driver([door('ssh', seq('7000', '8000', '9000'))]);
   assert.deepEqual(opens(d.all([7000, 7000, 8000, 8000, 9000])), ['ssh']);

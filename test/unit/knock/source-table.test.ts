@@ -37,18 +37,20 @@ test('behaves like a naive LRU of sources under random touches and releases', ()
   ), { numRuns: 500 });
 });
 
-test('progress per door: begin, advance, end; a reused slot starts clean', () => {
+test('progress per door: begin, setProgress, end; a reused slot starts clean', () => {
   const t = new SourceTable(1, 3);
   const a = t.touch('a');
   t.begin(a, 2, 100, 7);
-  t.advance(a, 2);
-  assert.equal(t.stage(a, 2), 2);
+  t.setProgress(a, 2, 2, 0x80000000);
+  assert.equal(t.matched(a, 2), 2);
+  assert.equal(t.early(a, 2), 0x80000000);
   assert.equal(t.step(a, 2), 7);
   assert.equal(t.active(a), 1);
   t.setPenalty(a, 500);
   const b = t.touch('b'); // evicts a
   assert.equal(b, a);
-  assert.equal(t.stage(b, 2), 0);
+  assert.equal(t.inAttempt(b, 2), false);
+  assert.equal(t.early(b, 2), 0);
   assert.equal(t.step(b, 2), undefined);
   assert.equal(t.active(b), 0);
   assert.equal(t.penaltyUntil(b), 0);
