@@ -14,6 +14,8 @@
 //     refused; a TCP SYN to any other port seen from a source with progress counts too;
 //   - sources live in an LRU capped at knock.max_sources, in arrays allocated once
 //     (source-table.ts), so a spoofed flood costs no memory;
+//   - a repeat of the knock just matched is a duplicate, not a reset; a knock of the other
+//     protocol may arrive early (two raw sockets, door-runtime.ts advanceAttempt);
 //   - expire() is called on a timer and reports every timed-out attempt.
 
 import { cidrContains } from '../wire/address.ts';

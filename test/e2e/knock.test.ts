@@ -149,8 +149,8 @@ function suite(backend: Backend): void {
       assert.ok(tracked <= cap, full);
       // Knock state is fixed-size (source-table.ts); what RSS still gains is V8's heap and
       // JIT settling under load (measured: +13 MB, then +6-9 MB, then levelling off in steps
-      // over 300,000 packets). A per-source leak would be about 100 bytes x 100,000 = 10 MB
-      // per half on top; the bound catches gross growth, the figures go in the report.
+      // over 300,000 packets). The bound catches gross growth (knockd-style per-source
+      // lists); the figures are printed for the report.
       assert.ok(after - before < 40, `RSS grew ${before.toFixed(1)} -> ${mid.toFixed(1)} -> ${after.toFixed(1)} MB`);
     });
   });
