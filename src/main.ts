@@ -10,6 +10,7 @@ import { enrollCommand } from './cli/enroll.ts';
 import { doctorCommand } from './cli/doctor.ts';
 import { importCommand } from './cli/import.ts';
 import { keygenCommand } from './cli/keygen.ts';
+import { knockCommand } from './cli/knock.ts';
 import { openCommand } from './cli/open.ts';
 import { profileCommand } from './cli/profile.ts';
 import { sshCommand } from './cli/ssh.ts';
@@ -27,7 +28,7 @@ const versionCommand: Command = {
 };
 
 export const COMMANDS: readonly Command[] = [
-  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand,
+  daemonCommand, openCommand, sshCommand, knockCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand,
   deviceKeyCommand, enrollCommand, versionCommand,
 ];
 

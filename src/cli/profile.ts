@@ -8,24 +8,28 @@ import { parseServices } from './target.ts';
 import { parseCredential } from '../spa/credential.ts';
 import { KEY_STRING_ERRORS, deviceFingerprint, parseDevicePublic } from '../spa/asym-keys.ts';
 import { resolve } from 'node:path';
+import { DOOR_OPTIONS, DOOR_USAGE, buildDoor, withDoor } from './profile-door.ts';
 
 const USAGE = `usage: postern profile add NAME --host HOST (--key CRED | --key-file FILE
                           | --identity FILE --device-key postern-dev1:...
                           | --fwknop-key B64 --fwknop-hmac-key B64 [--fwknop-hmac-type T])
                           [--port N] [--services tcp/22,...] [--ssh-port N] [--ssh-user USER]
+${DOOR_USAGE}
        postern profile list [--json]
        postern profile remove NAME
 
   An asymmetric profile stores the path of the technician identity (postern keygen --asym)
   and the device's public key with its fingerprint (postern device-key on the device).
   Profiles live in ${'$'}XDG_CONFIG_HOME/postern/profiles.json (default ~/.config), mode 0600.
-  Then: postern open NAME --wait, or postern ssh NAME.`;
+  Then: postern open NAME --wait, or postern ssh NAME. A door (a time-derived knock door
+  of the device, same key and range as its totp block) is used by postern knock --door.`;
 
 const OPTIONS = {
   host: { type: 'string' }, key: { type: 'string' }, 'key-file': { type: 'string' }, port: { type: 'string' },
   services: { type: 'string' }, 'ssh-port': { type: 'string' }, 'ssh-user': { type: 'string' }, json: { type: 'boolean' },
   identity: { type: 'string' }, 'device-key': { type: 'string' },
   'fwknop-key': { type: 'string' }, 'fwknop-hmac-key': { type: 'string' }, 'fwknop-hmac-type': { type: 'string' },
+  ...DOOR_OPTIONS,
 } as const;
 
 type Values = ReturnType<typeof parseCommandArgs<typeof OPTIONS>>['values'];
@@ -68,8 +72,8 @@ function list(json: boolean): number {
   if (json) {
     // Credentials never go to stdout: show the key id only.
     out(JSON.stringify(Object.fromEntries(Object.entries(profiles).map(([n, p]) => {
-      const { fwknop: _keys, ...rest } = p;
-      return [n, { ...rest, kind: p.fwknop ? 'fwknop' : p.identity !== undefined ? 'asym' : 'postern', credential: keyIdOf(p) }];
+      const { fwknop: _keys, doors, ...rest } = p;
+      return [n, { ...rest, ...(doors && { doors: Object.keys(doors) }), kind: p.fwknop ? 'fwknop' : p.identity !== undefined ? 'asym' : 'postern', credential: keyIdOf(p) }];
     }))));
     return EXIT_OK;
   }
@@ -79,9 +83,22 @@ function list(json: boolean): number {
   return EXIT_OK;
 }
 
+function saveDoor(name: string | undefined, rest: readonly string[], values: Values): number {
+  const [door, ...extra] = rest;
+  if (!name || !door || extra.length > 0) throw new UsageError('expected profile door PROFILE DOOR');
+  const profiles = readProfiles();
+  const profile = withDoor(profiles[name], values.host, door, buildDoor(values));
+  const errors = validateProfile(name, profile);
+  if (errors.length > 0) throw new UsageError(errors.join('; '));
+  writeProfiles({ ...profiles, [name]: profile });
+  out(`saved door ${door} in profile ${name} (${profilesPath()}, mode 0600)`);
+  return EXIT_OK;
+}
+
 function keyIdOf(p: Profile): string {
   if (p.fwknop) return 'fwknop (keys hidden)';
   if (p.identity !== undefined) return `asym, device ${p.device_fingerprint ?? '?'}`;
+  if (p.credential === undefined && p.doors) return `doors ${Object.keys(p.doors).join(',')} (keys hidden)`;
   const c = parseCredential(p.credential ?? '');
   return c.ok ? `${c.value.keyIdHex} (secret hidden)` : '(invalid credential)';
 }
@@ -93,9 +110,10 @@ async function run(args: string[]): Promise<number> {
     return EXIT_OK;
   }
   const [verb, name, ...extra] = positionals;
+  if (verb === 'door') return saveDoor(name, extra, values);
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
   if (verb === 'list') return list(values.json === true);
-  if (verb !== 'add' && verb !== 'remove') throw new UsageError('expected profile add, list or remove');
+  if (verb !== 'add' && verb !== 'remove') throw new UsageError('expected profile add, door, list or remove');
   if (!name) throw new UsageError(`profile ${verb} needs a NAME`);
   const profiles = readProfiles();
   if (verb === 'add') {
@@ -116,7 +134,7 @@ async function run(args: string[]): Promise<number> {
     out(`removed profile ${name}`);
     return EXIT_OK;
   }
-  throw new UsageError('expected profile add, list or remove');
+  throw new UsageError('expected profile add, door, list or remove');
 }
 
-export const profileCommand: Command = { name: 'profile', summary: 'Manage saved device profiles (add, list, remove)', usage: USAGE, run };
+export const profileCommand: Command = { name: 'profile', summary: 'Manage saved device profiles (add, door, list, remove)', usage: USAGE, run };

@@ -8,12 +8,25 @@ import { dirname, join } from 'node:path';
 import { parseCredential } from '../spa/credential.ts';
 import { parseDevicePublic } from '../spa/asym-keys.ts';
 import { KEY_BASE64_TEXT } from '../fwknop/constants.ts';
+import { parseDoorKey, totpRangeProblem } from '../knock/totp.ts';
 
 /** A profile of kind fwknop: the device runs fwknopd (or postern's fwknop port). */
 export interface FwknopProfileKeys {
   readonly key_base64: string;
   readonly hmac_key_base64: string;
   readonly hmac_type?: string;
+}
+
+/** A time-derived door (docs/protocol.md): the same fields as the device's door `totp`
+ *  block. The daemon refuses a range holding any guarded or capture port, so the
+ *  derivation's avoid set is always empty (docs/config.md "Knock doors"). */
+export interface ProfileDoor {
+  readonly key: string;
+  readonly step_s: number;
+  readonly length: number;
+  readonly port_min: number;
+  readonly port_max: number;
+  readonly proto: 'tcp' | 'udp';
 }
 
 export interface Profile {
@@ -32,6 +45,8 @@ export interface Profile {
   /** Asymmetric class: the device's public key (postern device-key) and its fingerprint. */
   readonly device_key?: string;
   readonly device_fingerprint?: string;
+  /** Time-derived doors by name, for `postern knock --door NAME`. */
+  readonly doors?: Readonly<Record<string, ProfileDoor>>;
 }
 
 export type Profiles = Record<string, Profile>;
@@ -82,6 +97,21 @@ export function validateProfile(name: string, p: Profile): string[] {
     const dev = parseDevicePublic(p.device_key ?? '');
     if (!dev.ok) errors.push('an asymmetric profile needs the device public key (--device-key postern-dev1:...)');
     if (p.credential !== undefined) errors.push('a profile is either symmetric (--key) or asymmetric (--identity), not both');
-  } else if (!parseCredential(p.credential ?? '').ok) errors.push('the credential is not a valid postern1: string');
+  } else if (p.credential !== undefined || p.doors === undefined) {
+    // A profile of doors only serves a knock-only device: no credential needed.
+    if (!parseCredential(p.credential ?? '').ok) errors.push('the credential is not a valid postern1: string');
+  }
+  for (const [name, door] of Object.entries(p.doors ?? {})) errors.push(...validateDoor(name, door));
+  return errors;
+}
+
+export function validateDoor(name: string, d: ProfileDoor): string[] {
+  const errors: string[] = [];
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) errors.push(`door name ${JSON.stringify(name)} must be 1-64 of A-Z a-z 0-9 . _ -`);
+  if (!parseDoorKey(d.key).ok) errors.push(`door ${name}: the key is not a valid postern-door1: string`);
+  if (!Number.isInteger(d.step_s) || d.step_s < 5 || d.step_s > 3600) errors.push(`door ${name}: step_s must be 5-3600`);
+  if (d.proto !== 'tcp' && d.proto !== 'udp') errors.push(`door ${name}: proto must be tcp or udp`);
+  const problem = totpRangeProblem({ length: d.length, portMin: d.port_min, portMax: d.port_max, avoid: new Set<number>() });
+  if (problem !== undefined) errors.push(`door ${name}: ${problem}`);
   return errors;
 }

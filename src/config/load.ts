@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { Value } from '@sinclair/typebox/value';
 import { buildFwknopStanza, fwknopErrors, type FwknopStanzaConfig } from './fwknop.ts';
+import { buildDoor, doorErrors } from './doors.ts';
+import type { DoorConfig } from '../knock/door.ts';
 import { ConfigSchema, type RawConfig, type RawForward, type RawKey } from './schema.ts';
 import type { ForwardTarget, Service } from '../firewall/types.ts';
 import { parseCredential, keyIdHex, CREDENTIAL_ERRORS, type Credential } from '../spa/credential.ts';
@@ -52,6 +54,7 @@ export interface Config {
   /** Technician public keys (credential postern-pub1:...). */
   readonly techKeys: readonly TechKeyConfig[];
   readonly fwknop: readonly FwknopStanzaConfig[];
+  readonly doors: readonly DoorConfig[];
 }
 
 export function parseService(text: string): Service | undefined {
@@ -162,7 +165,7 @@ function crossErrors(raw: RawConfig): string[] {
   for (const name of new Set(duplicates(raw.keys.map((k) => k.name)))) errors.push(`/keys: duplicate key name ${show('', name)}`);
   const ids = raw.keys.flatMap((k) => { const id = stanzaKeyId(k.credential); return id === undefined ? [] : [keyIdHex(id)]; });
   for (const id of new Set(duplicates(ids))) errors.push(`/keys: two keys share key id ${id} (generate a new credential for one)`);
-  return [...errors, ...fwknopErrors(raw, guarded, { parse: parseService, forwardErrors })];
+  return [...errors, ...fwknopErrors(raw, guarded, { parse: parseService, forwardErrors }), ...doorErrors(raw, guarded)];
 }
 
 function buildPolicy(k: RawKey, keyId: number): KeyPolicy {
@@ -213,6 +216,7 @@ export function validateConfig(input: unknown): LoadResult {
     keys: Object.freeze(raw.keys.filter((k) => !isTechStanza(k)).map(buildKey)),
     techKeys: Object.freeze(raw.keys.filter(isTechStanza).map(buildTechKey)),
     fwknop: Object.freeze(raw.fwknop.stanzas.map((st) => buildFwknopStanza(st, parseService, toForward))),
+    doors: Object.freeze(raw.doors.map((d) => buildDoor(d, parseService))),
   };
   return { ok: true, config: Object.freeze(config) };
 }
@@ -220,8 +224,8 @@ export function validateConfig(input: unknown): LoadResult {
 /** Why a valid config still cannot run a daemon: nothing in it can ever open a door (a
  *  shipped board config has no keys, issue 8). undefined when some key or door exists. */
 export function doorlessReason(config: Config): string | undefined {
-  if (config.keys.length > 0 || config.techKeys.length > 0 || config.fwknop.length > 0) return undefined;
-  return 'no keys and no fwknop stanzas: nothing could ever open a guarded service. '
+  if (config.keys.length > 0 || config.techKeys.length > 0 || config.fwknop.length > 0 || config.doors.length > 0) return undefined;
+  return 'no keys, no fwknop stanzas and no knock doors: nothing could ever open a guarded service. '
     + 'Add a key first (postern keygen, then a "keys" entry; see docs/config.md).';
 }
 

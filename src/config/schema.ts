@@ -98,6 +98,42 @@ export const StateSchema = Type.Object({
   device_key: Type.String({ minLength: 1, default: '/var/lib/postern/device.key', description: "the device's X25519 key (mode 0600), made at first start when technician keys are configured" }),
 }, { additionalProperties: false, default: {} });
 
+/** Port knocking (docs/config.md "Knock doors"). */
+export const KnockSchema = Type.Object({
+  max_sources: Type.Integer({ minimum: 16, maximum: 65536, default: 4096, description: 'memory: max_sources * doors * 21 bytes, allocated at start' }),
+  guard_width: Type.Integer({ minimum: 0, maximum: 16, default: 2 }),
+  penalty_s: Type.Integer({ minimum: 0, maximum: 3600, default: 10 }),
+}, { additionalProperties: false, default: {} });
+
+const KnockPortText = Type.String({ pattern: '^[0-9]{1,5}(:(tcp|udp))?$', description: 'PORT[:tcp|udp], tcp when omitted' });
+const Argv = Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64 });
+const TcpFlagText = Type.String({ pattern: '^!?(fin|syn|rst|psh|ack|urg)$' });
+
+export const TotpDoorSchema = Type.Object({
+  key: Type.String({ minLength: 1, maxLength: 128, description: 'postern-door1:...' }),
+  step_s: Type.Integer({ minimum: 5, maximum: 3600, default: 30 }),
+  length: Type.Integer({ minimum: 1, maximum: 32, default: 4 }),
+  port_min: Type.Integer({ minimum: 1024, maximum: 65535 }),
+  port_max: Type.Integer({ minimum: 1024, maximum: 65535 }),
+  proto: Type.Literal('tcp', { default: 'tcp' }),
+}, { additionalProperties: false });
+
+export const DoorSchema = Type.Object({
+  name: Name,
+  sequence: Type.Optional(Type.Array(KnockPortText, { minItems: 1, maxItems: 32 })),
+  one_time_sequences: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  totp: Type.Optional(TotpDoorSchema),
+  seq_timeout_s: Type.Integer({ minimum: 1, maximum: 3600, default: 25 }),
+  tcpflags: Type.Optional(Type.Array(TcpFlagText, { minItems: 1, maxItems: 6 })),
+  target: Type.Optional(Type.String({ minLength: 7, maxLength: 15, description: 'IPv4 address' })),
+  services: Type.Optional(Type.Array(ServiceText, { minItems: 1, maxItems: 16, uniqueItems: true })),
+  duration_s: Type.Integer({ minimum: 1, maximum: 86400, default: 60 }),
+  allowed_addresses: Type.Array(Cidr, { minItems: 1, maxItems: 64, default: ['0.0.0.0/0', '::/0'] }),
+  start: Type.Optional(Argv),
+  stop: Type.Optional(Argv),
+  cmd_timeout_s: Type.Integer({ minimum: 1, maximum: 86400, default: 10 }),
+}, { additionalProperties: false });
+
 export const ConfigSchema = Type.Object({
   device: Name,
   log_level: Type.Union(
@@ -111,9 +147,12 @@ export const ConfigSchema = Type.Object({
   state: StateSchema,
   forwarding: ForwardingSchema,
   fwknop: FwknopSchema,
+  knock: KnockSchema,
+  doors: Type.Array(DoorSchema, { maxItems: 64, default: [] }),
 }, { additionalProperties: false });
 
 export type RawConfig = Static<typeof ConfigSchema>;
 export type RawKey = Static<typeof KeySchema>;
 export type RawForward = Static<typeof ForwardSchema>;
 export type RawFwknopStanza = Static<typeof FwknopStanzaSchema>;
+export type RawDoor = Static<typeof DoorSchema>;

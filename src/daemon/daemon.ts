@@ -4,7 +4,7 @@
 // reverse. reload() (SIGHUP) applies a new config only if it validates completely.
 
 import { loadConfigFile, type Config } from '../config/load.ts';
-import type { FirewallBackend, GuardSpec } from '../firewall/types.ts';
+import type { FirewallBackend } from '../firewall/types.ts';
 import { GrantManager } from '../grants/manager.ts';
 import type { Logger } from '../log/logger.ts';
 import { FailureAggregator } from '../log/aggregate.ts';
@@ -26,6 +26,11 @@ import { ReplayDomain } from './replay-domain.ts';
 import { decideFwknop, stanzaReplayId, type FwknopStanza } from '../pipeline/fwknop.ts';
 import { prepareFwknopKey } from '../fwknop/keys.ts';
 import type { GrantPlan } from '../policy/decide.ts';
+import { spawnRunner, type Runner } from '../firewall/exec.ts';
+import { KnockService, knockCaptureKey } from './knock.ts';
+import { capturePorts, guardSpec, isKnockFrame } from './guard-spec.ts';
+
+export { capturePorts, guardSpec } from './guard-spec.ts';
 
 export interface DaemonDeps {
   readonly configPath: string;
@@ -33,6 +38,8 @@ export interface DaemonDeps {
   readonly clock: Clock;
   readonly makeBackend: (config: Config) => FirewallBackend;
   readonly makeCapture: (config: Config) => PacketSource;
+  /** Runs door commands (knock start/stop); default spawnRunner. */
+  readonly runner?: Runner;
 }
 
 /** Live grants at most (a flood of valid packets cannot grow the ruleset without bound). */
@@ -64,25 +71,6 @@ function activate(config: Config, device: DeviceKey | undefined): Active {
   return { config, keys, keyConfigs: new Map(config.keys.map((k) => [k.credential.keyId, k])), fwknop, asym };
 }
 
-/** The UDP ports postern captures on: the SPA port, and the fwknop port when configured. */
-export function capturePorts(config: Config): number[] {
-  return config.fwknop.length > 0 ? [config.raw.spa.port, config.raw.fwknop.port] : [config.raw.spa.port];
-}
-
-export function guardSpec(config: Config): GuardSpec {
-  // External ports of forwarding targets are guarded too: to everyone without a grant the
-  // router is as silent there as on any guarded service (granted traffic is DNATed in
-  // prerouting and never reaches the input hook).
-  const external = [...config.keys, ...config.techKeys, ...config.fwknop].flatMap((k) => k.forwards.map((f) => ({ proto: f.proto, port: f.externalPort })));
-  const seen = new Set(config.guarded.map((s) => `${s.proto}/${s.port}`));
-  const extra = external.filter((s) => !seen.has(`${s.proto}/${s.port}`) && seen.add(`${s.proto}/${s.port}`));
-  return {
-    guarded: [...config.guarded, ...extra],
-    capture: capturePorts(config).map((port) => ({ proto: 'udp' as const, port })),
-    forwarding: external.length > 0 || config.fwknop.some((st) => st.localNat),
-  };
-}
-
 /** Refusals that, over ICMP, mean "an ordinary ping", not "a bad SPA packet". */
 const NOT_OURS_OVER_ICMP: ReadonlySet<DropReason> = new Set(['too_short', 'too_long', 'unknown_key', 'fwknop_malformed']);
 
@@ -95,6 +83,9 @@ export class Daemon {
   #grants: GrantManager | undefined;
   #replay: ReplayDomain | undefined;
   #fwknopReplay: ReplayDomain | undefined;
+  #knock: KnockService | undefined;
+  /** Services replaced by a reload: their pending stop commands still run at exit. */
+  #retiredKnock: KnockService[] = [];
   #started = false;
   /** Public-key operations counted by buckets of earlier configs (buckets restart on reload). */
   #pkOpsBefore = 0;
@@ -124,19 +115,41 @@ export class Daemon {
     if (!loaded.ok) throw new ConfigError(loaded.errors);
     const { config } = loaded;
     this.#active = activate(config, deviceKeyFor(config, this.#log));
+    this.#knock = this.#makeKnock(config);
+    const knockErrors = this.#knock?.load() ?? [];
+    if (knockErrors.length > 0) throw new ConfigError(knockErrors);
     this.#openState(config);
     this.#backend = this.#deps.makeBackend(config);
     this.#grants = new GrantManager({ backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'), maxGrants: MAX_GRANTS });
     checkForwarding(config, this.#log);
-    await this.#backend.start(guardSpec(config));
+    await this.#backend.start(guardSpec(config, this.#knock?.ports()));
     // Removes every rule a crashed daemon left: nothing is live yet, so all tagged rules go.
     await this.#grants.reconcile();
     await this.#startCapture(config);
     this.#startTimers(config);
+    this.#knock?.start();
     this.#started = true;
     this.#log.info('postern started', {
       device: config.device, backend: this.#backend.name, spa_port: config.raw.spa.port,
-      keys: config.keys.length, technician_keys: config.techKeys.length, guarded: config.raw.guarded.join(','), clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
+      keys: config.keys.length, technician_keys: config.techKeys.length, doors: config.doors.length, guarded: config.raw.guarded.join(','), clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
+    });
+  }
+
+  #knockStats(): Record<string, number> {
+    const k = this.#knock?.stats;
+    return k ? { knock_hits: k.hits, knock_tracked: k.tracked, knock_evicted: k.evicted, knock_duplicates: k.duplicates } : {};
+  }
+
+  #makeKnock(config: Config): KnockService | undefined {
+    if (config.doors.length === 0) return undefined;
+    return new KnockService(config, {
+      clock: this.#deps.clock, logger: this.#log.child('knock'), runner: this.#deps.runner ?? spawnRunner,
+      refuse: (reason, source, door) => {
+        this.counters.drop(reason);
+        this.#aggregator.record(reason, source, door);
+      },
+      opened: () => { this.counters.knocks++; },
+      grant: (name, plan, source) => this.#open(name, plan, source, {}),
     });
   }
 
@@ -163,7 +176,7 @@ export class Daemon {
     every(STATS_INTERVAL_MS, () => {
       const snap = this.counters.snapshot();
       const text = JSON.stringify(snap);
-      if (text !== last) this.#log.info('stats', { ...snap, grants: this.#grants?.size ?? 0 });
+      if (text !== last) this.#log.info('stats', { ...snap, grants: this.#grants?.size ?? 0, ...this.#knockStats() });
       last = text;
     });
     every(config.raw.firewall.reconcile_interval_s * 1000, () => {
@@ -179,7 +192,7 @@ export class Daemon {
     const config = this.#active?.config;
     if (!config || !this.#backend || !this.#grants) return;
     try {
-      await this.#backend.start(guardSpec(config));
+      await this.#backend.start(guardSpec(config, this.#knock?.ports()));
       await this.#grants.reconcile();
     } catch (err) {
       this.#log.error('firewall maintenance failed; retrying next interval', { error: String(err) });
@@ -192,6 +205,11 @@ export class Daemon {
 
   #onFrame(frame: Frame): void {
     const active = this.#active;
+    if (active && isKnockFrame(active.config, frame)) {
+      if (this.#knock) this.#knock.onFrame(frame);
+      else this.counters.ignored++;
+      return;
+    }
     if (!active || !this.#replay || !this.#fwknopReplay || (frame.proto !== 'udp' && frame.proto !== 'icmp')) {
       this.counters.ignored++;
       return;
@@ -294,19 +312,38 @@ export class Daemon {
       this.#log.error('reload refused: device key', { error: String(err) });
       return false;
     }
+    if (!this.#swapKnock(config)) return false;
     this.#pkOpsBefore = this.counters.publicKeyOps;
     this.#active = activate(config, device);
     // A technician key removed from the file is simply unknown from now on (issue 10:
     // revocation takes effect on reload, no restart); `revoked: true` keeps it known and refused.
     const kept = new Set([...config.keys, ...config.techKeys].map((k) => k.keyId));
     for (const k of [...old?.keys ?? [], ...old?.techKeys ?? []]) if (!kept.has(k.keyId)) this.#replay?.guard.forgetKey(k.keyId);
-    await this.#backend?.update(guardSpec(config));
+    await this.#backend?.update(guardSpec(config, this.#knock?.ports()));
     if (old && (capturePorts(old).join() !== capturePorts(config).join() || old.raw.spa.ipv6 !== config.raw.spa.ipv6
-      || old.raw.spa.icmp !== config.raw.spa.icmp)) {
+      || old.raw.spa.icmp !== config.raw.spa.icmp || knockCaptureKey(old) !== knockCaptureKey(config))) {
       this.#capture?.stop();
       await this.#startCapture(config);
     }
-    this.#log.info('config reloaded', { keys: config.keys.length, guarded: config.raw.guarded.join(',') });
+    this.#log.info('config reloaded', { keys: config.keys.length, doors: config.doors.length, guarded: config.raw.guarded.join(',') });
+    return true;
+  }
+
+  /** Reload: a new knock service for the new doors (progress starts afresh). The old one's
+   *  pending stop commands still run on time; it is kept until they have. */
+  #swapKnock(config: Config): boolean {
+    const knock = this.#makeKnock(config);
+    const errors = knock?.load() ?? [];
+    if (errors.length > 0) {
+      for (const e of errors) this.#log.error('reload refused: config error', { error: e });
+      return false;
+    }
+    if (this.#knock) {
+      this.#knock.retire();
+      this.#retiredKnock = [...this.#retiredKnock.filter((k) => k.pendingCommands > 0), this.#knock];
+    }
+    this.#knock = knock;
+    knock?.start();
     return true;
   }
 
@@ -314,13 +351,15 @@ export class Daemon {
     for (const cancel of this.#timers) cancel();
     this.#timers = [];
     this.#capture?.stop();
+    // Pending stop commands run now: a start command's effect must not outlive the daemon.
+    await Promise.all([this.#knock, ...this.#retiredKnock].map((k) => k?.stop()));
     this.#aggregator.flush();
     await this.#grants?.stop();
     const keep = this.#active?.config.raw.firewall.keep_guarding_on_exit ?? false;
     await this.#backend?.stop({ keepGuarding: keep });
     this.#replay?.close();
     this.#fwknopReplay?.close();
-    this.#log.info('postern stopped', { ...this.counters.snapshot(), kept_guarding: keep });
+    this.#log.info('postern stopped', { ...this.counters.snapshot(), ...this.#knockStats(), kept_guarding: keep });
   }
 }
 

@@ -12,7 +12,8 @@ import type { FirewallBackend } from '../firewall/types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { FrameProto } from '../wire/frame.ts';
-import { capturePorts } from './daemon.ts';
+import { capturePorts } from './guard-spec.ts';
+import { doorPorts } from './knock.ts';
 
 export type BackendName = 'nft' | 'iptables' | 'dry-run';
 
@@ -37,5 +38,10 @@ export function makeBackend(config: Config, name: BackendName, deps: { logger: L
 export function makeCapture(config: Config, logger: Logger): PacketSource {
   // ICMP is opt-in (spa.icmp): without it no ICMP socket is opened at all.
   const protocols: FrameProto[] = config.raw.spa.icmp ? ['udp', 'icmp'] : ['udp'];
-  return new RawCapture({ ipv6: config.raw.spa.ipv6, protocols, sinkPorts: capturePorts(config), logger });
+  // Knock doors: TCP too, and sink sockets on UDP knock and guard ports (no ICMP answer).
+  if (config.doors.length > 0) protocols.push('tcp');
+  const knock = config.doors.length > 0 ? doorPorts(config) : undefined;
+  const udpKnock = knock ? [...knock.sequence, ...knock.guard].filter((p) => p.proto === 'udp').map((p) => p.port) : [];
+  const sinkPorts = [...new Set([...capturePorts(config), ...udpKnock])];
+  return new RawCapture({ ipv6: config.raw.spa.ipv6, protocols, sinkPorts, logger });
 }

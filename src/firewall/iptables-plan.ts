@@ -23,12 +23,14 @@ export function guardRuleLines(names: ChainNames, spec: GuardSpec): string[] {
   checkGuardSpec(spec);
   const capture = uniqueServices(spec.capture);
   const guarded = uniqueServices(spec.guarded);
+  const ranges = spec.captureTcpRanges ?? [];
   const a = (rule: string): string => `-A ${names.input} ${rule}`;
   return [
     // Local processes (a web UI proxied to 127.0.0.1:443, ssh from the console) are not
     // what postern guards against: loopback leaves our chain untouched.
     a('-i lo -j RETURN'),
     ...capture.map((s) => a(`${portMatch(s)} -j ACCEPT`)),
+    ...ranges.map((r) => a(`-p tcp -m tcp --dport ${r.from}:${r.to} -j ACCEPT`)),
     ...guarded.map((s) => a(`${portMatch(s)} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`)),
     a(`-j ${names.grants}`),
     ...guarded.map((s) => a(`${portMatch(s)} -j DROP`)),
@@ -37,6 +39,7 @@ export function guardRuleLines(names: ChainNames, spec: GuardSpec): string[] {
     ...capture
       .filter((s) => s.proto === 'tcp')
       .map((s) => `-A ${names.output} -p tcp -m tcp --sport ${s.port} --tcp-flags RST RST -j DROP`),
+    ...ranges.map((r) => `-A ${names.output} -p tcp -m tcp --sport ${r.from}:${r.to} --tcp-flags RST RST -j DROP`),
   ];
 }
 

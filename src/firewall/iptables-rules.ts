@@ -132,6 +132,11 @@ export function checkGrant(g: Grant): void {
 export function checkGuardSpec(spec: GuardSpec): void {
   spec.guarded.forEach(checkService);
   spec.capture.forEach(checkService);
+  for (const r of spec.captureTcpRanges ?? []) {
+    checkPort(r.from, 'port');
+    checkPort(r.to, 'port');
+    if (r.from > r.to) throw new FirewallValueError(`bad port range ${r.from}-${r.to}`);
+  }
 }
 
 /** Rounded up, so a tag never claims an earlier expiry than the grant's: reconcile after a

@@ -90,10 +90,12 @@ export function guardLines(spec: GuardSpec, mark: number): string[] {
     rule('input', `meta mark & ${m} == ${m} meta mark set meta mark & ${clear}`),
     rule('input', 'iif "lo" return'),
     rule('input', `meta l4proto . th dport @capture meta mark set meta mark | ${m} accept`),
+    ...(spec.captureTcpRanges ?? []).map((r) => rule('input', `tcp dport ${r.from}-${r.to} meta mark set meta mark | ${m} accept`)),
     rule('input', 'ct state established,related meta l4proto . th dport @guarded accept'),
     ...GRANT_SET_IDS.map((s) => rule('input', `${IP[s.family]} saddr . meta l4proto . th dport @${setName(s)} meta mark set meta mark | ${m} accept`)),
     rule('input', 'meta l4proto . th dport @guarded drop'),
     rule('output', 'meta l4proto . th sport @capture tcp flags & rst == rst drop'),
+    ...(spec.captureTcpRanges ?? []).map((r) => rule('output', `tcp sport ${r.from}-${r.to} tcp flags & rst == rst drop`)),
     ...(spec.forwarding === true ? forwardingLines(m, clear) : dropForwardingLines()),
   ];
 }

@@ -38,12 +38,21 @@ export interface Grant {
   readonly expiresAtMs: number;
 }
 
+/** An inclusive port range, from <= to. */
+export interface PortRange {
+  readonly from: number;
+  readonly to: number;
+}
+
 /** What the host must look like while postern guards it. */
 export interface GuardSpec {
   /** Dropped for everyone except granted tuples and established/related traffic. */
   readonly guarded: readonly Service[];
   /** Ports postern captures on (SPA, knock): must reach local delivery, stay silent. */
   readonly capture: readonly Service[];
+  /** TCP port ranges captured whole (time-derived knock doors): accepted and kept silent
+   *  like `capture`. Inclusive bounds. */
+  readonly captureTcpRanges?: readonly PortRange[];
   /** Whether forwarding grants may be applied (chains on the nat/forward hooks). */
   readonly forwarding?: boolean;
 }

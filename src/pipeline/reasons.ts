@@ -27,6 +27,11 @@ export const DROP_REASONS = {
   fwknop_command: 'fwknop command message (type 0): postern never runs commands',
   grant_limit: 'too many live grants',
   firewall_error: 'the firewall refused the grant',
+  knock_wrong: 'knock out of order for every door, or sent during a sweep penalty',
+  knock_guard: 'knock on a guard or time-derived range port that is not the next knock, or a scan-like SYN mid-sequence',
+  knock_timeout: 'knock sequence not completed within the door\'s seq_timeout_s',
+  knock_replay: 'time-derived knock sequence already used once',
+  command_error: 'a door\'s start or stop command failed, timed out or could not run',
 } as const satisfies Record<string, string>;
 
 export type DropReason = keyof typeof DROP_REASONS;
@@ -43,12 +48,14 @@ export class Counters {
   publicKeyOps = 0;
   /** Frames seen on capture sockets that were not for any capture port. */
   ignored = 0;
+  /** Completed knocks (each one also counts as accepted or extended when it grants). */
+  knocks = 0;
 
   drop(reason: DropReason): void {
     this.drops[reason]++;
   }
 
   snapshot(): Record<string, number> {
-    return { accepted: this.accepted, extended: this.extended, closed: this.closed, public_key_ops: this.publicKeyOps, ...this.drops };
+    return { accepted: this.accepted, extended: this.extended, closed: this.closed, knocks: this.knocks, public_key_ops: this.publicKeyOps, ...this.drops };
   }
 }

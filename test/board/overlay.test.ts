@@ -114,5 +114,5 @@ test('the daemon refuses the shipped keyless config with a clear message', { ski
   assert.equal(check.status, 0, check.stderr);
   const d = spawnSync(process.execPath, [BUNDLE, 'daemon', '--config', conf], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(d.status, 1);
-  assert.match(d.stderr, /refusing to start .*no keys and no fwknop stanzas.*postern keygen/);
+  assert.match(d.stderr, /refusing to start .*no keys, no fwknop stanzas and no knock doors.*postern keygen/);
 });

@@ -37,7 +37,7 @@ test('one importer per native or heavy dependency; the clock is injected', () =>
 });
 
 test('pure modules do no I/O', () => {
-  const pure = SRC.filter((f) => /^src\/(wire|crypto|spa|policy|pipeline|board)\//.test(f));
+  const pure = SRC.filter((f) => /^src\/(wire|crypto|spa|policy|pipeline|board|knock)\//.test(f));
   assert.ok(pure.length > 10);
   for (const f of pure) {
     assert.doesNotMatch(code(f), /from 'node:(fs|net|dgram|child_process|http|https|os)'/, `${f} must stay pure`);

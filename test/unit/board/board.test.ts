@@ -47,7 +47,7 @@ test('each board ships a default config that validates but refuses to start a da
     assert.ok(r.ok);
     const cfg = validateConfig(defaultConfig(r.board));
     assert.ok(cfg.ok, `${name}: ${cfg.ok ? '' : cfg.errors.join('; ')}`);
-    assert.match(doorlessReason(cfg.config) ?? '', /no keys and no fwknop stanzas/);
+    assert.match(doorlessReason(cfg.config) ?? '', /no keys, no fwknop stanzas and no knock doors/);
     assert.equal(cfg.config.raw.state.database, r.board.database);
     const withKey = validateConfig({ ...defaultConfig(r.board), keys: [{ name: 'k', credential: generateCredential().encode(), services: ['tcp/22'] }] });
     assert.ok(withKey.ok);

@@ -325,7 +325,7 @@ test('CLI: exit codes, stdout section, stderr report, --json', async (t) => {
   const help = await runCli(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /postern import fwknop ACCESS\.CONF \[--fwknopd-conf FILE\] \[--json\]/);
-  for (const args of [[], ['knockd', good], ['fwknop'], ['fwknop', good, 'extra'], ['fwknop', good, '--bogus']]) {
+  for (const args of [[], ['knockd'], ['nosuch', good], ['fwknop'], ['fwknop', good, 'extra'], ['fwknop', good, '--bogus']]) {
     await assert.rejects(runCli(args), UsageError, JSON.stringify(args));
   }
 });

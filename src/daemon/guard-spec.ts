@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// What the daemon asks of the firewall and the capture sockets for a config: capture ports
+// (SPA, fwknop, knock), guarded services, forwarding; and which frames go to the knock
+// engine. Pure functions of the config (and of the knock ports the knock service read).
+
+import type { Config } from '../config/load.ts';
+import type { GuardSpec } from '../firewall/types.ts';
+import type { KnockPorts } from '../knock/door.ts';
+import type { Frame } from '../wire/frame.ts';
+
+/** The UDP ports postern captures on: the SPA port, and the fwknop port when configured. */
+export function capturePorts(config: Config): number[] {
+  return config.fwknop.length > 0 ? [config.raw.spa.port, config.raw.fwknop.port] : [config.raw.spa.port];
+}
+
+/** Knock capture: sequence and guard ports, and time-derived ranges (docs/config.md
+ *  "Knock doors"). UDP ones stay silent through sink sockets, TCP ones through the
+ *  backends' RST drop (DESIGN.md fact 1). */
+export function guardSpec(config: Config, knock?: KnockPorts): GuardSpec {
+  // External ports of forwarding targets are guarded too: to everyone without a grant the
+  // router is as silent there as on any guarded service (granted traffic is DNATed in
+  // prerouting and never reaches the input hook).
+  const external = [...config.keys, ...config.techKeys, ...config.fwknop].flatMap((k) => k.forwards.map((f) => ({ proto: f.proto, port: f.externalPort })));
+  const seen = new Set(config.guarded.map((s) => `${s.proto}/${s.port}`));
+  const extra = external.filter((s) => !seen.has(`${s.proto}/${s.port}`) && seen.add(`${s.proto}/${s.port}`));
+  return {
+    guarded: [...config.guarded, ...extra],
+    capture: [...capturePorts(config).map((port) => ({ proto: 'udp' as const, port })), ...(knock ? [...knock.sequence, ...knock.guard] : [])],
+    ...(knock && knock.ranges.length > 0 && { captureTcpRanges: knock.ranges.map((r) => ({ from: r.from, to: r.to })) }),
+    forwarding: external.length > 0 || config.fwknop.some((st) => st.localNat),
+  };
+}
+
+/** A frame for the knock engine: any TCP segment, and UDP datagrams not for SPA/fwknop. */
+export function isKnockFrame(config: Config, frame: Frame): boolean {
+  if (frame.proto === 'tcp') return true;
+  return frame.proto === 'udp' && frame.dstPort !== config.raw.spa.port
+    && !(config.fwknop.length > 0 && frame.dstPort === config.raw.fwknop.port);
+}
