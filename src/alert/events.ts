@@ -29,7 +29,15 @@ export interface GrantEvent {
   readonly atMs: number;
 }
 
-export type DaemonEvent = FailureEvent | GrantEvent;
+/** The state database went to memory-only (or came back): alerts say so (issue 6 "Store"). */
+export interface StateEvent {
+  readonly type: 'state';
+  readonly database: 'ok' | 'memory';
+  readonly reason: string;
+  readonly atMs: number;
+}
+
+export type DaemonEvent = FailureEvent | GrantEvent | StateEvent;
 
 export interface EventSink {
   emit(ev: DaemonEvent): void;
