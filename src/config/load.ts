@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Value } from '@sinclair/typebox/value';
 import { buildFwknopStanza, fwknopErrors, type FwknopStanzaConfig } from './fwknop.ts';
 import { ConfigSchema, type RawConfig, type RawForward, type RawKey } from './schema.ts';
+import { mqttErrors } from './mqtt.ts';
 import type { ForwardTarget, Service } from '../firewall/types.ts';
 import { parseCredential, CREDENTIAL_ERRORS, type Credential } from '../spa/credential.ts';
 import { canonicalAddress, parseCidr, type Cidr } from '../wire/address.ts';
@@ -53,7 +54,7 @@ export function serviceText(s: Service): string {
 function show(path: string, value: unknown): string {
   const s = JSON.stringify(value);
   // By path, and by content: a misspelt key or a bare string may still hold a credential.
-  if (/credential|(^|\/)(hmac_)?key(_base64)?$/.test(path) || (s !== undefined && s.includes('postern1:'))) return '(hidden)';
+  if (/credential|password|(^|\/)(hmac_)?key(_base64)?$/.test(path) || (s !== undefined && s.includes('postern1:'))) return '(hidden)';
   return s === undefined ? 'nothing' : s.length > 60 ? s.slice(0, 57) + '...' : s;
 }
 
@@ -126,7 +127,7 @@ function crossErrors(raw: RawConfig): string[] {
   for (const name of new Set(duplicates(raw.keys.map((k) => k.name)))) errors.push(`/keys: duplicate key name ${show('', name)}`);
   const ids = raw.keys.map((k) => parseCredential(k.credential)).flatMap((c) => (c.ok ? [c.value.keyIdHex] : []));
   for (const id of new Set(duplicates(ids))) errors.push(`/keys: two keys share key id ${id} (generate a new credential for one)`);
-  return [...errors, ...fwknopErrors(raw, guarded, { parse: parseService, forwardErrors })];
+  return [...errors, ...fwknopErrors(raw, guarded, { parse: parseService, forwardErrors }), ...mqttErrors(raw.mqtt)];
 }
 
 function buildKey(k: RawKey): KeyConfig {

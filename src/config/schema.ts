@@ -5,6 +5,7 @@
 // key and test/unit/config/docs.test.ts checks that the documented example validates.
 
 import { Type, type Static } from '@sinclair/typebox';
+import { MqttSchema } from './mqtt.ts';
 
 /** Default SPA port. fwknop owns 62201; 62442 is outside Linux's ephemeral range
  *  (32768-60999), so an outgoing connection of the board never takes it. */
@@ -107,6 +108,7 @@ export const ConfigSchema = Type.Object({
   state: StateSchema,
   forwarding: ForwardingSchema,
   fwknop: FwknopSchema,
+  mqtt: Type.Optional(MqttSchema),
 }, { additionalProperties: false });
 
 export type RawConfig = Static<typeof ConfigSchema>;

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// The MQTT side of alerts: one mqtt.js client, `online` published on every connect (the
+// will says `offline`), and the outbox drained in order at QoS 1: a batch is published,
+// and its entries are deleted only after every PUBACK came back. A disconnect mid-batch
+// leaves them in the outbox, to be sent again after reconnect (at-least-once: payload ids
+// de-duplicate). Nothing is published while disconnected, so mqtt.js never queues.
+
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from '../log/logger.ts';
+import type { Outbox, OutboxMessage } from './outbox.ts';
+import { STATUS_ONLINE, STATUS_OFFLINE } from './options.ts';
+
+/** Entries per in-flight batch: bounded memory, and mosquitto's default max_inflight is 20. */
+const DRAIN_BATCH = 20;
+
+export interface PublisherDeps {
+  readonly url: string;
+  readonly options: IClientOptions;
+  readonly statusTopic: string;
+  readonly outbox: Outbox;
+  readonly logger: Logger;
+  /** Retained state sent straight after `online` on each connect (discovery, stats). */
+  readonly onConnect: () => readonly OutboxMessage[];
+}
+
+export class Publisher {
+  readonly #deps: PublisherDeps;
+  readonly #client: MqttClient;
+  #draining = false;
+  #generation = 0;
+  #wasConnected = false;
+
+  constructor(deps: PublisherDeps) {
+    this.#deps = deps;
+    this.#client = mqtt.connect(deps.url, deps.options);
+    this.#client.on('connect', () => this.#connected());
+    this.#client.on('close', () => {
+      this.#generation++;
+      if (this.#wasConnected) deps.logger.warn('broker connection lost; alerts wait in the outbox', { outbox: deps.outbox.size() });
+      this.#wasConnected = false;
+    });
+    // mqtt.js retries by itself (RECONNECT_MS); errors are logged, never thrown.
+    this.#client.on('error', (e) => deps.logger.warn('broker error', { error: e.message }));
+  }
+
+  get connected(): boolean {
+    return this.#client.connected;
+  }
+
+  #connected(): void {
+    this.#wasConnected = true;
+    this.#generation++;
+    this.#deps.logger.info('broker connected', { url: this.#deps.url.replace(/\/\/[^@/]*@/, '//'), outbox: this.#deps.outbox.size() });
+    this.publishNow([{ topic: this.#deps.statusTopic, payload: STATUS_ONLINE, qos: 1, retain: true }, ...this.#deps.onConnect()]);
+    this.drain();
+  }
+
+  /** State-like messages (retained, superseded by the next one): sent only if connected. */
+  publishNow(messages: readonly OutboxMessage[]): void {
+    if (!this.#client.connected) return;
+    for (const m of messages) this.#client.publish(m.topic, m.payload, { qos: m.qos, retain: m.retain }, () => undefined);
+  }
+
+  /** Send what the outbox holds, oldest first, until it is empty or the connection drops. */
+  drain(): void {
+    if (this.#draining || !this.#client.connected) return;
+    this.#draining = true;
+    void this.#drainLoop(this.#generation).finally(() => {
+      this.#draining = false;
+      // Entries appended during the last batch, or a reconnect during it.
+      if (this.#client.connected && this.#deps.outbox.size() > 0) this.drain();
+    });
+  }
+
+  async #drainLoop(generation: number): Promise<void> {
+    for (;;) {
+      const batch = this.#deps.outbox.peek(DRAIN_BATCH);
+      const last = batch.at(-1);
+      if (!last || generation !== this.#generation || !this.#client.connected) return;
+      try {
+        await Promise.all(batch.map((e) => this.#client.publishAsync(e.topic, e.payload, { qos: e.qos, retain: e.retain })));
+      } catch (err) {
+        this.#deps.logger.warn('publish failed; retrying after reconnect', { error: err instanceof Error ? err.message : String(err) });
+        return;
+      }
+      // Every PUBACK came back: delivered, whatever happened to the connection since.
+      this.#deps.outbox.ack(last.id);
+    }
+  }
+
+  /** Clean shutdown: `offline` (a clean disconnect does not fire the will), then close. */
+  async stop(): Promise<void> {
+    if (this.#client.connected) {
+      await this.#client.publishAsync(this.#deps.statusTopic, STATUS_OFFLINE, { qos: 1, retain: true }).catch(() => undefined);
+    }
+    await this.#client.endAsync().catch(() => undefined);
+  }
+}
