@@ -17,7 +17,8 @@ export interface PublisherDeps {
   readonly url: string;
   readonly options: IClientOptions;
   readonly statusTopic: string;
-  readonly outbox: Outbox;
+  /** A getter: the service may swap outboxes (memory until the store is open). */
+  readonly outbox: () => Outbox;
   readonly logger: Logger;
   /** Retained state sent straight after `online` on each connect (discovery, stats). */
   readonly onConnect: () => readonly OutboxMessage[];
@@ -36,7 +37,7 @@ export class Publisher {
     this.#client.on('connect', () => this.#connected());
     this.#client.on('close', () => {
       this.#generation++;
-      if (this.#wasConnected) deps.logger.warn('broker connection lost; alerts wait in the outbox', { outbox: deps.outbox.size() });
+      if (this.#wasConnected) deps.logger.warn('broker connection lost; alerts wait in the outbox', { outbox: deps.outbox().size() });
       this.#wasConnected = false;
     });
     // mqtt.js retries by itself (RECONNECT_MS); errors are logged, never thrown.
@@ -50,7 +51,7 @@ export class Publisher {
   #connected(): void {
     this.#wasConnected = true;
     this.#generation++;
-    this.#deps.logger.info('broker connected', { url: this.#deps.url.replace(/\/\/[^@/]*@/, '//'), outbox: this.#deps.outbox.size() });
+    this.#deps.logger.info('broker connected', { url: this.#deps.url.replace(/\/\/[^@/]*@/, '//'), outbox: this.#deps.outbox().size() });
     this.publishNow([{ topic: this.#deps.statusTopic, payload: STATUS_ONLINE, qos: 1, retain: true }, ...this.#deps.onConnect()]);
     this.drain();
   }
@@ -68,13 +69,15 @@ export class Publisher {
     void this.#drainLoop(this.#generation).finally(() => {
       this.#draining = false;
       // Entries appended during the last batch, or a reconnect during it.
-      if (this.#client.connected && this.#deps.outbox.size() > 0) this.drain();
+      if (this.#client.connected && this.#deps.outbox().size() > 0) this.drain();
     });
   }
 
   async #drainLoop(generation: number): Promise<void> {
     for (;;) {
-      const batch = this.#deps.outbox.peek(DRAIN_BATCH);
+      // The outbox of this batch: acking an id in a swapped-in outbox would delete others.
+      const box = this.#deps.outbox();
+      const batch = box.peek(DRAIN_BATCH);
       const last = batch.at(-1);
       if (!last || generation !== this.#generation || !this.#client.connected) return;
       try {
@@ -84,7 +87,7 @@ export class Publisher {
         return;
       }
       // Every PUBACK came back: delivered, whatever happened to the connection since.
-      this.#deps.outbox.ack(last.id);
+      box.ack(last.id);
     }
   }
 

@@ -38,6 +38,7 @@ export interface AlertServiceDeps {
   readonly device: string;
   readonly topicPrefix: string;
   readonly version: string;
+  /** Where messages wait until the broker has them; useOutbox() swaps in the store's. */
   readonly outbox: Outbox;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -54,9 +55,11 @@ export class AlertService implements EventSink {
   #transport: AlertTransport | undefined;
   #timers: Cancel[] = [];
   #droppedUnreported = 0;
+  #outbox: Outbox;
 
   constructor(deps: AlertServiceDeps) {
     this.#deps = deps;
+    this.#outbox = deps.outbox;
     this.#startMono = deps.clock.monoMs();
     const a = deps.mqtt.aggregate;
     this.#agg = new AlertAggregator({ intervalMs: a.interval_s * 1000, maxMessagesPerS: a.max_messages_per_s, maxSources: a.max_sources }, this.#startMono);
@@ -64,6 +67,21 @@ export class AlertService implements EventSink {
 
   get statusTopic(): string {
     return `${this.#deps.topicPrefix}/status`;
+  }
+
+  /** The outbox in use (the transport drains this one). */
+  get outbox(): Outbox {
+    return this.#outbox;
+  }
+
+  /** Swap in another outbox (the daemon's SQLite one, once the store is open), moving
+   *  what waits in the current one over, in order. */
+  useOutbox(next: Outbox): void {
+    if (next === this.#outbox) return;
+    const waiting = this.#outbox.peek(this.#outbox.size());
+    if (waiting.length > 0) this.#droppedUnreported += next.append(waiting, this.#deps.clock.wallMs()).dropped;
+    this.#outbox = next;
+    this.#transport?.drain();
   }
 
   /** Attach the transport and start the interval timers. */
@@ -101,13 +119,14 @@ export class AlertService implements EventSink {
     if (counts.length > 0) this.#append(counts.map((c) => this.#failureMessage(c)));
   }
 
-  /** Messages the transport sends right after `online`: discovery, then current stats. */
+  /** Messages the transport sends right after `online`: discovery, current stats, and
+   *  the report of what the outbox cap dropped while offline. */
   onConnectMessages(): OutboxMessage[] {
     const ha = this.#deps.mqtt.ha_discovery;
     const disc = ha.enabled
       ? discoveryMessages({ haPrefix: ha.prefix, topicPrefix: this.#deps.topicPrefix, device: this.#deps.device, version: this.#deps.version })
       : [];
-    return [...disc, this.statsMessage()];
+    return [...disc, this.statsMessage(), ...this.#droppedReport()];
   }
 
   statsMessage(): OutboxMessage {
@@ -117,7 +136,7 @@ export class AlertService implements EventSink {
       v: PAYLOAD_VERSION, device: this.#deps.device, at_ms: this.#deps.clock.wallMs(), version: this.#deps.version,
       uptime_s: Math.floor((this.#deps.clock.monoMs() - this.#startMono) / 1000),
       counters: { ...s.counters }, failed_total: failed, grants_open: s.grantsOpen, rss_bytes: this.#deps.rssBytes(),
-      database: s.database, clock_trusted: s.clockTrusted, outbox: this.#deps.outbox.size(),
+      database: s.database, clock_trusted: s.clockTrusted, outbox: this.#outbox.size(),
     };
     return { topic: `${this.#deps.topicPrefix}/stats`, payload: JSON.stringify(payload), qos: this.#deps.mqtt.qos, retain: true };
   }
@@ -134,17 +153,22 @@ export class AlertService implements EventSink {
   }
 
   #append(messages: OutboxMessage[]): void {
-    const now = this.#deps.clock.wallMs();
-    const r = this.#deps.outbox.append(messages, now);
-    this.#droppedUnreported += r.dropped;
-    if (this.#droppedUnreported > 0) {
-      const payload: DroppedAlert = { v: PAYLOAD_VERSION, id: this.#id(), device: this.#deps.device, event_type: 'outbox_dropped', count: this.#droppedUnreported, at_ms: now };
-      this.#droppedUnreported = 0;
-      this.#deps.logger.warn('outbox full: oldest alerts dropped', { count: payload.count });
-      // Appending the report may itself push one more old entry out: reported next time.
-      this.#droppedUnreported += this.#deps.outbox.append([this.#message('alert', payload)], now).dropped;
-    }
+    this.#droppedUnreported += this.#outbox.append(messages, this.#deps.clock.wallMs()).dropped;
+    if (this.#transport?.connected) this.#transport.publishNow(this.#droppedReport());
     this.#transport?.drain();
+  }
+
+  /** The outbox_dropped alert, once, for what the cap dropped since the last one. It is
+   *  published straight away (on connect, before the outbox drains), not appended: a
+   *  report in a full outbox would only push out another entry, and could be dropped
+   *  itself. The dropped entries were the oldest, so the report still comes first. */
+  #droppedReport(): OutboxMessage[] {
+    if (this.#droppedUnreported === 0) return [];
+    const now = this.#deps.clock.wallMs();
+    const payload: DroppedAlert = { v: PAYLOAD_VERSION, id: this.#id(), device: this.#deps.device, event_type: 'outbox_dropped', count: this.#droppedUnreported, at_ms: now };
+    this.#droppedUnreported = 0;
+    this.#deps.logger.warn('outbox full: oldest alerts dropped', { count: payload.count });
+    return [this.#message('alert', payload)];
   }
 
   #message(suffix: 'alert' | 'grant', payload: object): OutboxMessage {

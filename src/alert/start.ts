@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+// Builds the alert side of the daemon from the config: the AlertService (the daemon's
+// EventSink) and its MQTT Publisher. With no `mqtt` section, alerts are off (undefined).
+
+import type { Config } from '../config/load.ts';
+import { topicPrefix } from '../config/mqtt.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Logger } from '../log/logger.ts';
+import { VERSION } from '../version.ts';
+import { connectOptions } from './options.ts';
+import { MemoryOutbox } from './outbox.ts';
+import { Publisher } from './publisher.ts';
+import { AlertService, type StatsSnapshot } from './service.ts';
+
+/** Outbox cap while the daemon's store is not attached (start-up, or no database). */
+export const MEMORY_OUTBOX_CAP = 10_000;
+
+export interface AlertsDeps {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly stats: () => StatsSnapshot;
+}
+
+export type AlertsResult =
+  | { readonly ok: true; readonly service: AlertService | undefined; readonly connect: () => void }
+  | { readonly ok: false; readonly errors: readonly string[] };
+
+/** The service can take events at once; connect() starts the broker connection. */
+export function createAlerts(config: Config, deps: AlertsDeps): AlertsResult {
+  const m = config.raw.mqtt;
+  if (!m) return { ok: true, service: undefined, connect: () => undefined };
+  const prefix = topicPrefix(m, config.device);
+  const opts = connectOptions(m, `${prefix}/status`, config.device);
+  if (!opts.ok) return opts;
+  const logger = deps.logger.child('mqtt');
+  const service = new AlertService({
+    mqtt: m, device: config.device, topicPrefix: prefix, version: VERSION, outbox: new MemoryOutbox(MEMORY_OUTBOX_CAP),
+    clock: deps.clock, logger, stats: deps.stats, rssBytes: () => process.memoryUsage.rss(),
+  });
+  const connect = (): void => {
+    const publisher = new Publisher({
+      url: m.url, options: opts.options, statusTopic: service.statusTopic, outbox: () => service.outbox, logger,
+      onConnect: () => service.onConnectMessages(),
+    });
+    service.start(publisher);
+  };
+  return { ok: true, service, connect };
+}
