@@ -29,6 +29,7 @@ export interface KeyConfig {
   readonly allowedAddresses: readonly Cidr[];
   readonly ipv6Prefix: number;
   readonly forwards: readonly ForwardConfig[];
+  readonly revoked: boolean;
 }
 
 export interface Config {
@@ -143,6 +144,7 @@ function buildKey(k: RawKey): KeyConfig {
     allowedAddresses: Object.freeze(k.allowed_addresses.flatMap((c) => { const r = parseCidr(c); return r.ok ? [r.value] : []; })),
     ipv6Prefix: k.ipv6_prefix,
     forwards: Object.freeze(k.forwards.flatMap((f) => toForward(f) ?? [])),
+    revoked: k.revoked,
   });
 }
 

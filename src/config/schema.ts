@@ -32,6 +32,7 @@ export const KeySchema = Type.Object({
   allowed_addresses: Type.Array(Cidr, { minItems: 1, maxItems: 64, default: ['0.0.0.0/0', '::/0'] }),
   ipv6_prefix: Type.Integer({ minimum: 48, maximum: 128, default: 128, description: 'open for the source /N (IPv6 privacy addresses)' }),
   forwards: Type.Array(ForwardSchema, { maxItems: 16, default: [] }),
+  revoked: Type.Boolean({ default: false, description: 'refuse this key (postern keys revoke); its packets count as revoked_key' }),
 }, { additionalProperties: false });
 
 export const SpaSchema = Type.Object({
@@ -93,6 +94,15 @@ export const ForwardingSchema = Type.Object({
 
 export const StateSchema = Type.Object({
   database: Type.String({ minLength: 1, default: '/var/lib/postern/state.db', description: 'SQLite file, or :memory:' }),
+  audit_rows: Type.Integer({ minimum: 100, maximum: 1_000_000, default: 10_000, description: 'audit table cap; oldest rows pruned' }),
+  outbox_rows: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 10_000, description: 'MQTT outbox cap; oldest dropped' }),
+  grant_rows: Type.Integer({ minimum: 16, maximum: 65_536, default: 4096, description: 'persisted grants at most' }),
+  flush_interval_s: Type.Integer({ minimum: 1, maximum: 300, default: 5, description: 'audit and counters are written at most this often' }),
+  audit_sources: Type.Integer({ minimum: 1, maximum: 1024, default: 32, description: 'distinct (reason, source) rows per interval; the rest are one overflow row' }),
+}, { additionalProperties: false, default: {} });
+
+export const ControlSchema = Type.Object({
+  socket: Type.String({ minLength: 1, maxLength: 100, default: '/run/postern/control.sock', description: 'unix socket of postern status/grants/keys' }),
 }, { additionalProperties: false, default: {} });
 
 export const ConfigSchema = Type.Object({
@@ -106,6 +116,7 @@ export const ConfigSchema = Type.Object({
   keys: Type.Array(KeySchema, { maxItems: 1024 }),
   firewall: FirewallSchema,
   state: StateSchema,
+  control: ControlSchema,
   forwarding: ForwardingSchema,
   fwknop: FwknopSchema,
   mqtt: Type.Optional(MqttSchema),

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The daemon's lifecycle: the constructor stores dependencies; start() brings up, in
-// order, firewall guard -> reconcile leftovers -> capture; stop() takes them down in
-// reverse. reload() (SIGHUP) applies a new config only if it validates completely.
+// order, state store -> firewall guard -> restore grants + reconcile leftovers -> capture
+// -> control socket; stop() takes them down in reverse. reload() (SIGHUP, or `reload` on
+// the control socket) applies a new config only if it validates completely.
 
 import { loadConfigFile, type Config } from '../config/load.ts';
 import type { FirewallBackend, GuardSpec } from '../firewall/types.ts';
@@ -23,6 +24,13 @@ import { ReplayDomain } from './replay-domain.ts';
 import { decideFwknop, stanzaReplayId, type FwknopStanza } from '../pipeline/fwknop.ts';
 import { prepareFwknopKey } from '../fwknop/keys.ts';
 import type { GrantPlan } from '../policy/decide.ts';
+import type { EventSink } from '../alert/events.ts';
+import type { Grant } from '../firewall/types.ts';
+import type { Store } from '../store/store.ts';
+import { ControlServer } from '../control/server.ts';
+import { controlHandler } from './control.ts';
+import { grantView, type DaemonStatus } from './status.ts';
+import { journalGrants, openStore, storeJournal } from './state.ts';
 
 export interface DaemonDeps {
   readonly configPath: string;
@@ -30,6 +38,18 @@ export interface DaemonDeps {
   readonly clock: Clock;
   readonly makeBackend: (config: Config) => FirewallBackend;
   readonly makeCapture: (config: Config) => PacketSource;
+  /** Told about every refusal, grant change and database state change (MQTT alerts). */
+  readonly events?: EventSink;
+  /** Listen on control.socket (default true; unit tests with fakes turn it off). */
+  readonly control?: boolean;
+}
+
+/** A key as `postern keys list` and the control socket show it: never the credential. */
+export interface KeyView {
+  readonly name: string;
+  readonly keyId: string;
+  readonly services: readonly string[];
+  readonly revoked: boolean;
 }
 
 /** Live grants at most (a flood of valid packets cannot grow the ruleset without bound). */
@@ -87,6 +107,10 @@ export class Daemon {
   #replay: ReplayDomain | undefined;
   #fwknopReplay: ReplayDomain | undefined;
   #started = false;
+  #stopping = false;
+  #startedMs = 0;
+  #store: Store | undefined;
+  #control: ControlServer | undefined;
   #aggregator: FailureAggregator;
   #timers: Cancel[] = [];
   #log: Logger;
@@ -113,15 +137,22 @@ export class Daemon {
     if (!loaded.ok) throw new ConfigError(loaded.errors);
     const { config } = loaded;
     this.#active = activate(config);
-    this.#openState(config);
+    this.#startedMs = this.#deps.clock.wallMs();
+    const store = this.#openState(config);
     this.#backend = this.#deps.makeBackend(config);
-    this.#grants = new GrantManager({ backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'), maxGrants: MAX_GRANTS });
+    this.#grants = new GrantManager({
+      backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'),
+      maxGrants: Math.min(MAX_GRANTS, config.raw.state.grant_rows), journal: storeJournal(store, this.#deps.clock),
+      onClose: (g, why) => this.#closed(g, why),
+    });
     checkForwarding(config, this.#log);
     await this.#backend.start(guardSpec(config));
-    // Removes every rule a crashed daemon left: nothing is live yet, so all tagged rules go.
+    await this.#restoreGrants(store);
+    // Removes every rule a crashed daemon left that is not a restored grant.
     await this.#grants.reconcile();
     await this.#startCapture(config);
     this.#startTimers(config);
+    await this.#startControl(config);
     this.#started = true;
     this.#log.info('postern started', {
       device: config.device, backend: this.#backend.name, spa_port: config.raw.spa.port,
@@ -129,12 +160,47 @@ export class Daemon {
     });
   }
 
-  #openState(config: Config): void {
+  #openState(config: Config): Store {
     const log = this.#log.child('state');
-    const db = config.raw.state.database;
-    this.#replay = ReplayDomain.open(db, 'replay', { capacity: config.raw.spa.replay_ring, windowMs: config.raw.spa.window_s * 1000 }, log);
+    const store = openStore(config, log, this.#deps.clock, this.#deps.events);
+    this.#store = store;
+    this.#replay = ReplayDomain.open(store, 'replay', { capacity: config.raw.spa.replay_ring, windowMs: config.raw.spa.window_s * 1000 }, log);
     // fwknop's age window (MAX_SPA_PACKET_AGE) is its own, so its ring is too.
-    this.#fwknopReplay = ReplayDomain.open(db, 'fwknop_replay', { capacity: config.raw.spa.replay_ring, windowMs: config.raw.fwknop.max_age_s * 1000 }, log);
+    this.#fwknopReplay = ReplayDomain.open(store, 'fwknop_replay', { capacity: config.raw.spa.replay_ring, windowMs: config.raw.fwknop.max_age_s * 1000 }, log);
+    return store;
+  }
+
+  async #restoreGrants(store: Store): Promise<void> {
+    const r = await this.#grants?.restore(journalGrants(store));
+    if (r && r.restored.length + r.expired.length > 0) {
+      this.#log.info('grants restored from the database', {
+        restored: r.restored.map((g) => g.id).join(',') || undefined, expired: r.expired.map((g) => g.id).join(',') || undefined,
+      });
+    }
+  }
+
+  async #startControl(config: Config): Promise<void> {
+    if (this.#deps.control === false) return;
+    const server = new ControlServer(config.raw.control.socket, controlHandler(this));
+    try {
+      await server.start();
+      this.#control = server;
+    } catch (err) {
+      // Guarding matters more than the CLI: run on without the socket, loudly.
+      this.#log.error('control socket unavailable: postern status/grants/keys cannot reach this daemon', {
+        socket: config.raw.control.socket, error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  #closed(g: Grant, why: string): void {
+    const atMs = this.#deps.clock.wallMs();
+    this.#store?.audit('closed', g.address, g.key, atMs);
+    this.#deps.events?.emit({
+      type: 'grant', action: 'closed', grantId: g.id, key: g.key, source: g.address, address: g.address,
+      services: g.services.map((x) => `${x.proto}/${x.port}`), atMs,
+    });
+    this.#log.debug(() => `grant ${g.id} closed: ${why}`);
   }
 
   async #startCapture(config: Config): Promise<void> {
@@ -148,6 +214,10 @@ export class Daemon {
       this.#timers.push(this.#deps.clock.schedule(ms, tick));
     };
     every(LOG_INTERVAL_MS, () => this.#aggregator.flush());
+    every(config.raw.state.flush_interval_s * 1000, () => {
+      this.#store?.setCounters(this.counters.snapshot());
+      this.#store?.flush();
+    });
     let last = '';
     every(STATS_INTERVAL_MS, () => {
       const snap = this.counters.snapshot();
@@ -229,8 +299,7 @@ export class Daemon {
 
   #act(d: SpaDecision, source: string): void {
     if (d.kind === 'drop') {
-      this.counters.drop(d.reason);
-      this.#aggregator.record(d.reason, source, d.key);
+      this.#refused(d.reason, source, d.key);
     } else if (d.kind === 'close') {
       void this.#grants?.revokeMatching(d.key.name, d.address).then((n) => {
         this.counters.closed += n;
@@ -243,23 +312,34 @@ export class Daemon {
     }
   }
 
+  /** Every classified refusal: counter, log aggregator, audit buffer, alert event. */
+  #refused(reason: DropReason, source: string, key: string | undefined): void {
+    this.counters.drop(reason);
+    this.#aggregator.record(reason, source, key);
+    const atMs = this.#deps.clock.wallMs();
+    this.#store?.audit(reason, source, key, atMs);
+    this.#deps.events?.emit({ type: 'failure', reason, source, key, atMs });
+  }
+
   async #open(name: string, plan: GrantPlan, source: string, fields: Record<string, string>): Promise<void> {
     try {
-      const ev = await this.#grants?.grant(name, plan);
-      if (!ev) {
-        this.counters.drop('grant_limit');
-        this.#aggregator.record('grant_limit', source, name);
-        return;
-      }
+      const ev = await this.#grants?.grant(name, plan, source);
+      if (!ev) return this.#refused('grant_limit', source, name);
       if (ev.extended) this.counters.extended++;
       else this.counters.accepted++;
+      const atMs = this.#deps.clock.wallMs();
+      this.#store?.audit(ev.extended ? 'extended' : 'accepted', source, name, atMs);
+      this.#deps.events?.emit({
+        type: 'grant', action: ev.extended ? 'extended' : 'opened', grantId: ev.grant.id, key: name, source, address: plan.address,
+        services: plan.services.map((s) => `${s.proto}/${s.port}`), expiresMs: ev.grant.expiresAtMs, atMs,
+      });
       this.#log.info(ev.extended ? 'grant extended' : 'grant opened', {
         key: name, ...fields, source, address: plan.address,
         services: plan.services.map((s) => `${s.proto}/${s.port}`).join(','), duration_s: plan.durationS, grant: ev.grant.id,
         prefix: plan.prefix, forward_to: plan.forward ? `${plan.forward.address}:${plan.forward.port}` : undefined,
       });
     } catch (err) {
-      this.counters.drop('firewall_error');
+      this.#refused('firewall_error', source, name);
       this.#log.error('grant failed', { key: name, source, error: String(err) });
     }
   }
@@ -287,7 +367,30 @@ export class Daemon {
     return true;
   }
 
+  status(): DaemonStatus {
+    const grants = this.#grants?.list() ?? [];
+    return {
+      version: 1, device: this.#active?.config.device ?? '', state: this.#stopping ? 'stopping' : this.#started ? 'running' : 'starting',
+      pid: process.pid, startedMs: this.#startedMs, backend: this.#backend?.name ?? '', clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
+      database: this.#store?.status() ?? { state: 'memory', path: '', reason: 'not started', writes: 0, bytes: 0 },
+      counters: this.counters.snapshot(), grantsOpen: grants.length, grants: grants.map(grantView), rssBytes: process.memoryUsage.rss(),
+    };
+  }
+
+  keys(): KeyView[] {
+    return (this.#active?.config.keys ?? []).map((k) => ({
+      name: k.name, keyId: keyIdHex(k.credential.keyId), services: k.services.map((s) => `${s.proto}/${s.port}`), revoked: k.revoked,
+    }));
+  }
+
+  /** The outbox MQTT alerts go through: SQLite, or memory while the database is unusable. */
+  outbox(): ReturnType<Store['outbox']> | undefined {
+    return this.#store?.outbox();
+  }
+
   async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#control?.stop();
     for (const cancel of this.#timers) cancel();
     this.#timers = [];
     this.#capture?.stop();
@@ -295,8 +398,8 @@ export class Daemon {
     await this.#grants?.stop();
     const keep = this.#active?.config.raw.firewall.keep_guarding_on_exit ?? false;
     await this.#backend?.stop({ keepGuarding: keep });
-    this.#replay?.close();
-    this.#fwknopReplay?.close();
+    this.#store?.setCounters(this.counters.snapshot());
+    this.#store?.close();
     this.#log.info('postern stopped', { ...this.counters.snapshot(), kept_guarding: keep });
   }
 }

@@ -8,6 +8,7 @@ export const DROP_REASONS = {
   too_short: 'datagram shorter than the smallest SPA packet',
   too_long: 'datagram longer than the largest SPA packet',
   unknown_key: 'no configured key has this key id',
+  revoked_key: 'authenticated with a revoked key (postern keys revoke)',
   bad_auth: 'authentication failed (wrong key or tampered packet)',
   bad_payload: 'authenticated but the plaintext is malformed (client bug or version skew)',
   replay: 'packet was already accepted once',

@@ -43,6 +43,9 @@ export function decideSpa(payload: Buffer, source: string, ctx: SpaContext): Spa
   const opened = openEnvelope(env.value);
   if (!opened.ok) return drop(opened.reason, key.name);
   const { message, tag } = opened.value;
+  // After authentication, so a revoked_key refusal cannot be forged by a spoofer who only
+  // knows the key id: it is safe to alert (and ban) on.
+  if (ctx.keyConfigs.get(key.keyId)?.revoked === true) return drop('revoked_key', key.name);
   // commit() decides freshness and records the packet only when fresh: one pass.
   const fresh = ctx.replay.commit(key.keyId, tag, message.timestampMs, ctx.nowMs, ctx.clockTrusted);
   if (fresh !== 'fresh') return drop(fresh, key.name);

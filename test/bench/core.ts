@@ -81,7 +81,7 @@ function cidr(text: string): Cidr {
 function keyConfig(name: string, credential: Credential): KeyConfig {
   return {
     name, credential, services: [{ proto: 'tcp', port: 22 }], defaultDurationS: 60, maxDurationS: 600,
-    requireSourceAddress: true, allowedAddresses: [cidr('0.0.0.0/0'), cidr('::/0')], ipv6Prefix: 128, forwards: [],
+    requireSourceAddress: true, allowedAddresses: [cidr('0.0.0.0/0'), cidr('::/0')], ipv6Prefix: 128, forwards: [], revoked: false,
   };
 }
 
