@@ -11,6 +11,10 @@ import { keygenCommand } from './cli/keygen.ts';
 import { openCommand } from './cli/open.ts';
 import { profileCommand } from './cli/profile.ts';
 import { sshCommand } from './cli/ssh.ts';
+import { statusCommand } from './cli/status.ts';
+import { grantsCommand } from './cli/grants.ts';
+import { logCommand } from './cli/log.ts';
+import { keysCommand } from './cli/keys.ts';
 import { VERSION } from './version.ts';
 
 const VERSION_USAGE = 'usage: postern version\n\n  Prints postern\'s version and the Node it runs on.';
@@ -25,7 +29,8 @@ const versionCommand: Command = {
 };
 
 export const COMMANDS: readonly Command[] = [
-  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand, versionCommand,
+  daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand,
+  statusCommand, grantsCommand, logCommand, keysCommand, versionCommand,
 ];
 
 function help(): string {
