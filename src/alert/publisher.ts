@@ -5,6 +5,7 @@
 // leaves them in the outbox, to be sent again after reconnect (at-least-once: payload ids
 // de-duplicate). Nothing is published while disconnected, so mqtt.js never queues.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log/logger.ts';
 import type { Outbox, OutboxMessage } from './outbox.ts';
@@ -12,6 +13,8 @@ import { STATUS_ONLINE, STATUS_OFFLINE } from './options.ts';
 
 /** Entries per in-flight batch: bounded memory, and mosquitto's default max_inflight is 20. */
 const DRAIN_BATCH = 20;
+/** At stop, how long the last messages (grants closed by the shutdown) may take to go out. */
+const STOP_DRAIN_MS = 2000;
 
 export interface PublisherDeps {
   readonly url: string;
@@ -27,7 +30,7 @@ export interface PublisherDeps {
 export class Publisher {
   readonly #deps: PublisherDeps;
   readonly #client: MqttClient;
-  #draining = false;
+  #draining: Promise<void> | undefined;
   #generation = 0;
   #wasConnected = false;
 
@@ -65,9 +68,8 @@ export class Publisher {
   /** Send what the outbox holds, oldest first, until it is empty or the connection drops. */
   drain(): void {
     if (this.#draining || !this.#client.connected) return;
-    this.#draining = true;
-    void this.#drainLoop(this.#generation).finally(() => {
-      this.#draining = false;
+    this.#draining = this.#drainLoop(this.#generation).finally(() => {
+      this.#draining = undefined;
       // Entries appended during the last batch, or a reconnect during it.
       if (this.#client.connected && this.#deps.outbox().size() > 0) this.drain();
     });
@@ -94,6 +96,10 @@ export class Publisher {
   /** Clean shutdown: `offline` (a clean disconnect does not fire the will), then close. */
   async stop(): Promise<void> {
     if (this.#client.connected) {
+      this.drain();
+      let late = false;
+      const deadline = sleep(STOP_DRAIN_MS).then(() => { late = true; });
+      while (this.#draining && !late) await Promise.race([this.#draining, deadline]);
       await this.#client.publishAsync(this.#deps.statusTopic, STATUS_OFFLINE, { qos: 1, retain: true }).catch(() => undefined);
     }
     await this.#client.endAsync().catch(() => undefined);

@@ -11,6 +11,8 @@ import { connectOptions } from './options.ts';
 import { MemoryOutbox } from './outbox.ts';
 import { Publisher } from './publisher.ts';
 import { AlertService, type StatsSnapshot } from './service.ts';
+import { ALL_DROP_REASONS } from '../pipeline/reasons.ts';
+import type { DaemonStatus } from '../daemon/status.ts';
 
 /** Outbox cap while the daemon's store is not attached (start-up, or no database). */
 export const MEMORY_OUTBOX_CAP = 10_000;
@@ -45,4 +47,12 @@ export function createAlerts(config: Config, deps: AlertsDeps): AlertsResult {
     service.start(publisher);
   };
   return { ok: true, service, connect };
+}
+
+/** The stats topic's view of the daemon's status(). */
+export function statsFromStatus(s: DaemonStatus): StatsSnapshot {
+  return {
+    counters: s.counters, failureKinds: ALL_DROP_REASONS, grantsOpen: s.grantsOpen,
+    database: s.database.state, clockTrusted: s.clock === 'trusted',
+  };
 }
