@@ -15,6 +15,7 @@ import { statusCommand } from './cli/status.ts';
 import { grantsCommand } from './cli/grants.ts';
 import { logCommand } from './cli/log.ts';
 import { keysCommand } from './cli/keys.ts';
+import { alertsCommand } from './cli/alerts.ts';
 import { VERSION } from './version.ts';
 
 const VERSION_USAGE = 'usage: postern version\n\n  Prints postern\'s version and the Node it runs on.';
@@ -30,7 +31,7 @@ const versionCommand: Command = {
 
 export const COMMANDS: readonly Command[] = [
   daemonCommand, openCommand, sshCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand,
-  statusCommand, grantsCommand, logCommand, keysCommand, versionCommand,
+  statusCommand, grantsCommand, logCommand, keysCommand, alertsCommand, versionCommand,
 ];
 
 function help(): string {
