@@ -13,10 +13,21 @@ import { SERVICE_PORT, bundleSkipReason, createWorld, eventually, keyFileArgs, t
 
 const skip = labSkipReason() ?? bundleSkipReason();
 
-async function cli(w: World, args: string[], code = 0): Promise<string> {
+async function run(w: World, args: string[], code: number) {
   const r = await w.postern(w.lab.router, [...args, '--config', w.configPath]);
   assert.equal(r.code, code, `postern ${args.join(' ')}: exit ${r.code}\n${r.stdout}${r.stderr}`);
+  return r;
+}
+
+/** stdout and stderr together, for matching messages. */
+async function cli(w: World, args: string[], code = 0): Promise<string> {
+  const r = await run(w, args, code);
   return r.stdout + r.stderr;
+}
+
+/** stdout alone, for --json. */
+async function cliJson<T>(w: World, args: string[], code = 0): Promise<T> {
+  return JSON.parse((await run(w, args, code)).stdout) as T;
 }
 
 const json = <T>(text: string): T => JSON.parse(text) as T;
@@ -77,4 +88,24 @@ test('device commands: argument errors print usage and exit 2', { skip: bundleSk
     const out = await cli(w, args, 2);
     assert.match(out, /usage: postern/, args.join(' '));
   }
+});
+
+test('[nft] doctor: database, daemon and broker checks, each failure with its fix', { skip }, async (t) => {
+  const w = await createWorld({ backend: 'nft' });
+  t.after(() => w.close());
+  // Nothing listens on port 1 of the router's loopback: the broker check must fail, quickly.
+  w.writeConfig({ state: { database: join(w.dir, 'state.db') }, mqtt: { url: 'mqtt://127.0.0.1:1' } });
+  type Checks = { checks: { name: string; status: string; detail: string; fix?: string }[] };
+  const before = (await cliJson<Checks>(w, ['doctor', '--json'], 1)).checks;
+  const byName = (cs: Checks['checks'], n: string) => cs.find((c) => c.name === n);
+  assert.equal(byName(before, 'database')?.status, 'ok');
+  assert.equal(byName(before, 'daemon')?.status, 'warn');
+  assert.equal(byName(before, 'broker')?.status, 'fail');
+  for (const c of before) if (c.status !== 'ok') assert.ok(c.fix, `${c.name} says how to fix it`);
+  w.writeConfig({ state: { database: join(w.dir, 'state.db') } });
+  await w.startDaemon();
+  const running = (await cliJson<Checks>(w, ['doctor', '--json'])).checks;
+  assert.equal(byName(running, 'daemon')?.status, 'ok');
+  assert.match(byName(running, 'database')?.detail ?? '', /schema \d+\/\d+/);
+  assert.equal(byName(running, 'broker'), undefined, 'no mqtt, no broker check');
 });
