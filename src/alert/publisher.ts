@@ -102,6 +102,7 @@ export class Publisher {
       while (this.#draining && !late) await Promise.race([this.#draining, deadline]);
       await this.#client.publishAsync(this.#deps.statusTopic, STATUS_OFFLINE, { qos: 1, retain: true }).catch(() => undefined);
     }
-    await this.#client.endAsync().catch(() => undefined);
+    // Forced when disconnected: nothing is in flight, and a reconnect loop must not delay exit.
+    await this.#client.endAsync(!this.#client.connected).catch(() => undefined);
   }
 }

@@ -129,3 +129,24 @@ test('broker down during 1,000 failures: after restart every aggregated alert ar
   assert.deepEqual(firstSeen, [...firstSeen].sort((a, b) => a - b));
   assert.equal(countOf(alerts, 'unknown_key') >= 5, true);
 });
+
+test('a 100,000-packet junk flood: a bounded handful of alerts whose counts add up to the daemon\'s counters', { skip }, async (t) => {
+  const { w, tap } = await mqttWorld(t, { aggregate: { interval_s: 2, max_messages_per_s: 5, max_sources: 16 } });
+  const { lab } = w;
+  const flood = await lab.exec(lab.attacker, probeArgv(['udp-flood', lab.router.ip4, SPA_PORT, 100_000, 30, 5]), { timeoutMs: 45_000 });
+  const sent = JSON.parse(flood.stdout.trim().split('\n').pop() ?? '{}') as { sent: number; ms: number };
+  assert.equal(sent.sent, 100_000);
+  // Stats come every 5 s; wait until no failure is pending (the last summed alerts are out).
+  let counted = -1;
+  await eventually(() => {
+    const stats = payloadsOn(tap, 'stats').at(-1);
+    const total = payloadsOn(tap, 'alert').reduce((n, a) => n + (a['count'] as number), 0);
+    counted = (stats?.['failed_total'] as number | undefined) ?? -1;
+    return counted > 0 && total === counted && stats?.['outbox'] === 0;
+  }, 30_000, 'alert counts adding up to the stats counters');
+  const alerts = payloadsOn(tap, 'alert');
+  assertValid(AlertSchema, alerts);
+  t.diagnostic(`${sent.sent} packets in ${sent.ms} ms: daemon counted ${counted} failures, ${alerts.length} alert messages`);
+  assert.ok(counted >= 90_000, `the daemon saw most of the flood (${counted})`);
+  assert.ok(alerts.length <= 40, `${alerts.length} alert messages`);
+});
