@@ -62,7 +62,7 @@ export const StatsSchema = Type.Object({
   version: Type.String({ maxLength: 40 }),
   uptime_s: Type.Integer({ minimum: 0 }),
   counters: Type.Record(Type.String({ pattern: '^[a-z0-9_]{1,40}$' }), Type.Integer({ minimum: 0 }), { description: 'accepted, extended, closed, and one counter per drop reason, since start' }),
-  failed_total: Type.Integer({ minimum: 0, description: 'sum of the drop-reason counters' }),
+  failed_total: Type.Integer({ minimum: 0, description: 'sum of the drop-reason counters except malformed: what the alerts\' counts add up to' }),
   grants_open: Type.Integer({ minimum: 0 }),
   rss_bytes: Type.Integer({ minimum: 0 }),
   database: Type.String({ maxLength: 40, description: 'state of the SQLite store, e.g. ok, memory (degraded)' }),

@@ -49,10 +49,14 @@ export function createAlerts(config: Config, deps: AlertsDeps): AlertsResult {
   return { ok: true, service, connect };
 }
 
+/** Refusals that become alerts. `malformed` frames (undecodable IP/UDP headers, counted by
+ *  the capture layer) have no source worth naming and are only counted. */
+const ALERTED_KINDS = ALL_DROP_REASONS.filter((r) => r !== 'malformed');
+
 /** The stats topic's view of the daemon's status(). */
 export function statsFromStatus(s: DaemonStatus): StatsSnapshot {
   return {
-    counters: s.counters, failureKinds: ALL_DROP_REASONS, grantsOpen: s.grantsOpen,
+    counters: s.counters, failureKinds: ALERTED_KINDS, grantsOpen: s.grantsOpen,
     database: s.database.state, clockTrusted: s.clock === 'trusted',
   };
 }
