@@ -17,7 +17,7 @@ const MAX_PAYLOAD = 16 * 1024;
 export function parseReceived(prefix: string, topic: string, payload: Buffer): Received {
   const rest = topic.startsWith(`${prefix}/`) ? topic.slice(prefix.length + 1).split('/') : [];
   const [device, kind] = rest;
-  if (rest.length !== 2 || device === undefined || (kind !== 'alert' && kind !== 'grant')) return { ok: false, topic, error: 'unexpected topic' };
+  if (rest.length !== 2 || !device || (kind !== 'alert' && kind !== 'grant')) return { ok: false, topic, error: 'unexpected topic' };
   if (payload.length > MAX_PAYLOAD) return { ok: false, topic, error: 'payload too large' };
   let json: unknown;
   try {
