@@ -14,6 +14,8 @@ import { labSkipReason } from '../lab/lab.ts';
 import { probeArgv, tcpConnect } from '../lab/net-probe.ts';
 import { generateCredential } from '../../src/spa/credential.ts';
 import { BACKENDS, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, eventually, sleep, type World, type WorldOptions } from './harness.ts';
+import { payloadsOn, startBroker, startTap } from './mqtt-lab.ts';
+import type { LabProcess } from '../lab/lab.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason();
 
@@ -33,6 +35,18 @@ async function status(w: World): Promise<{ database: { state: string; reason?: s
   const r = await w.postern(w.lab.router, ['status', '--config', w.configPath, '--json']);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as { database: { state: string; reason?: string }; grants: { id: string }[] };
+}
+
+/** A mosquitto on the router's loopback, the daemon's config pointing at it, and a subscriber. */
+async function withAlerts(w: World): Promise<LabProcess> {
+  const broker = await startBroker(w.lab, w.lab.router, w.dir);
+  w.writeConfig({ mqtt: { url: broker.url } });
+  return startTap(w.lab, w.lab.router, broker.url, ['postern/+/alert']);
+}
+
+async function databaseAlert(tap: LabProcess, eventType: string): Promise<Record<string, unknown>> {
+  await eventually(() => payloadsOn(tap, 'alert').some((a) => a['event_type'] === eventType), 10_000, `a ${eventType} alert`);
+  return payloadsOn(tap, 'alert').find((a) => a['event_type'] === eventType) ?? {};
 }
 
 for (const backend of BACKENDS) {
@@ -76,6 +90,7 @@ test('[nft] a corrupt database is moved aside; the daemon guards with a fresh on
   const w = await world(t, { backend: 'nft' });
   const junk = Buffer.alloc(16384, 0xa5);
   writeFileSync(join(w.dir, 'state.db'), junk);
+  const tap = await withAlerts(w);
   await w.startDaemon();
   assert.match(w.daemon.output(), /state database was corrupt: moved aside/);
   const aside = readdirSync(w.dir).filter((f) => f.startsWith('state.db.corrupt-'));
@@ -84,6 +99,7 @@ test('[nft] a corrupt database is moved aside; the daemon guards with a fresh on
   const r = await w.postern(w.lab.client, ['open', w.lab.router.ip4, 'tcp/22', '--key-file', join(w.dir, 'tech.key'), '--wait', '--timeout', '5']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal((await status(w)).database.state, 'ok');
+  assert.match(String((await databaseAlert(tap, 'database_ok'))['reason']), /^corrupt database moved to .*state\.db\.corrupt-/);
 });
 
 test('[nft] a read-only database directory: the daemon guards from memory and reports it', { skip }, async (t) => {
@@ -96,6 +112,7 @@ test('[nft] a read-only database directory: the daemon guards from memory and re
   });
   execFileSync('mount', ['-o', 'remount,bind,ro', dir]);
   const w = await world(t, { backend: 'nft', config: { state: { database: join(dir, 'state.db') } } });
+  const tap = await withAlerts(w);
   await w.startDaemon();
   assert.match(w.daemon.output(), /state database unusable: guarding from memory/);
   const packet = w.packet({ durationS: 5 });
@@ -107,4 +124,7 @@ test('[nft] a read-only database directory: the daemon guards from memory and re
   assert.equal(s.database.state, 'memory');
   assert.match(s.database.reason ?? '', /^open: /);
   assert.equal((await tcpConnect(w.lab, w.lab.attacker, w.lab.router.ip4, SERVICE_PORT, 500)).result, 'timeout', 'still guarding');
+  const alert = await databaseAlert(tap, 'database_memory');
+  assert.equal(alert['database'], 'memory');
+  assert.match(String(alert['reason']), /^open: /);
 });
