@@ -122,16 +122,18 @@ export class GrantManager {
 
   /** At start, before reconcile(): journal grants still open come back with the time they
    *  have left by the wall clock, never more than their full duration (a clock stepped back
-   *  cannot lengthen them); expired ones leave the journal. reconcile() then re-adds missing
-   *  rules and removes every other rule. Returns the restored and the expired grants. */
+   *  cannot lengthen them); expired ones, and any superseded by a later grant for the same
+   *  tuple, leave the journal. reconcile() then re-adds missing rules and removes every
+   *  other rule. Returns the restored and the dropped grants. */
   restore(stored: readonly JournalGrant[]): Promise<{ restored: Grant[]; expired: Grant[] }> {
     return this.#enqueue(async () => {
       const { clock } = this.#deps;
       const restored: Grant[] = [];
       const expired: Grant[] = [];
-      for (const s of stored) {
+      // Latest expiry first: of two rows for one tuple, the longer one is kept.
+      for (const s of [...stored].sort((a, b) => b.grant.expiresAtMs - a.grant.expiresAtMs)) {
         const left = Math.min(s.grant.expiresAtMs - clock.wallMs(), s.durationMs);
-        if (left <= 0 || this.#live.size >= this.#deps.maxGrants) {
+        if (left <= 0 || this.#live.size >= this.#deps.maxGrants || this.#live.has(identity(s.grant.key, s.grant))) {
           this.#deps.journal?.remove(s.grant.id);
           expired.push(s.grant);
           continue;
