@@ -111,6 +111,9 @@ test('broker down during 1,000 failures: after restart every aggregated alert ar
   await sleep(2500); // two aggregation intervals pass while the broker is away
   assert.equal(payloadsOn(tap, 'alert').length, before, 'nothing arrives while the broker is down');
   await broker.restart();
+  // The alerts waited in the (SQLite) outbox: the reconnect found them there.
+  const waiting = Number(/msg="broker connected" url=\S+ outbox=(\d+)/.exec((await w.daemon.waitForOutput(/msg="broker connected" url=\S+ outbox=[1-9]\d*/, 15_000)))?.[1]);
+  assert.ok(waiting >= 3, `outbox held ${waiting} messages at reconnect`);
   // Outbox drained: a stats message (sent on connect, then every 5 s) reports it empty.
   await eventually(() => payloadsOn(tap, 'stats').some((s) => s['outbox'] === 0 && (s['failed_total'] as number) >= 1005), 20_000, 'stats with an empty outbox');
   await sleep(1500);
