@@ -5,7 +5,7 @@
 // the control socket) applies a new config only if it validates completely.
 
 import { loadConfigFile, type Config } from '../config/load.ts';
-import type { FirewallBackend, GuardSpec } from '../firewall/types.ts';
+import type { FirewallBackend } from '../firewall/types.ts';
 import { GrantManager } from '../grants/manager.ts';
 import type { Logger } from '../log/logger.ts';
 import { FailureAggregator } from '../log/aggregate.ts';
@@ -14,23 +14,21 @@ import { clockTrusted } from '../platform/clock-sync.ts';
 import { decideSpa, type SpaDecision } from '../pipeline/spa.ts';
 import { Counters, type DropReason } from '../pipeline/reasons.ts';
 import { MAX_PACKET, MIN_PACKET } from '../spa/constants.ts';
-import { buildKeyTable, prepareKey, type KeyTable } from '../spa/packet.ts';
 import { keyIdHex } from '../spa/credential.ts';
-import type { KeyConfig } from '../config/load.ts';
 import type { Frame } from '../wire/frame.ts';
 import type { PacketSource } from '../capture/raw.ts';
 import { checkForwarding } from '../platform/ip-forward.ts';
 import { ReplayDomain } from './replay-domain.ts';
-import { decideFwknop, stanzaReplayId, type FwknopStanza } from '../pipeline/fwknop.ts';
-import { prepareFwknopKey } from '../fwknop/keys.ts';
+import { decideFwknop } from '../pipeline/fwknop.ts';
+import { activate, capturePorts, guardSpec, type Active } from './active.ts';
 import type { GrantPlan } from '../policy/decide.ts';
 import type { EventSink } from '../alert/events.ts';
 import type { Grant } from '../firewall/types.ts';
 import type { Store } from '../store/store.ts';
-import { ControlServer } from '../control/server.ts';
+import type { ControlServer } from '../control/server.ts';
 import { controlHandler } from './control.ts';
-import { grantView, type DaemonStatus } from './status.ts';
-import { journalGrants, openStore, storeJournal } from './state.ts';
+import { grantView, keyViews, type DaemonStatus, type KeyView } from './status.ts';
+import { openStore, restoreGrants, startControl, storeJournal } from './state.ts';
 
 export interface DaemonDeps {
   readonly configPath: string;
@@ -44,13 +42,7 @@ export interface DaemonDeps {
   readonly control?: boolean;
 }
 
-/** A key as `postern keys list` and the control socket show it: never the credential. */
-export interface KeyView {
-  readonly name: string;
-  readonly keyId: string;
-  readonly services: readonly string[];
-  readonly revoked: boolean;
-}
+
 
 /** Live grants at most (a flood of valid packets cannot grow the ruleset without bound). */
 const MAX_GRANTS = 4096;
@@ -58,41 +50,6 @@ const LOG_INTERVAL_MS = 10_000;
 /** Counters are logged this often, when they changed. */
 const STATS_INTERVAL_MS = 60_000;
 const LOG_MAX_TRACKED = 32;
-
-interface Active {
-  readonly config: Config;
-  readonly keys: KeyTable;
-  readonly keyConfigs: ReadonlyMap<number, KeyConfig>;
-  readonly fwknop: readonly FwknopStanza[];
-}
-
-function activate(config: Config): Active {
-  const keys = buildKeyTable(config.keys.map((k) => prepareKey(k.name, k.credential)));
-  const fwknop = config.fwknop.map((st) => ({
-    config: st, replayId: stanzaReplayId(st.name),
-    key: prepareFwknopKey({ key: st.key, hmacKey: st.hmacKey, hmacType: st.hmacType }),
-  }));
-  return { config, keys, keyConfigs: new Map(config.keys.map((k) => [k.credential.keyId, k])), fwknop };
-}
-
-/** The UDP ports postern captures on: the SPA port, and the fwknop port when configured. */
-export function capturePorts(config: Config): number[] {
-  return config.fwknop.length > 0 ? [config.raw.spa.port, config.raw.fwknop.port] : [config.raw.spa.port];
-}
-
-export function guardSpec(config: Config): GuardSpec {
-  // External ports of forwarding targets are guarded too: to everyone without a grant the
-  // router is as silent there as on any guarded service (granted traffic is DNATed in
-  // prerouting and never reaches the input hook).
-  const external = [...config.keys, ...config.fwknop].flatMap((k) => k.forwards.map((f) => ({ proto: f.proto, port: f.externalPort })));
-  const seen = new Set(config.guarded.map((s) => `${s.proto}/${s.port}`));
-  const extra = external.filter((s) => !seen.has(`${s.proto}/${s.port}`) && seen.add(`${s.proto}/${s.port}`));
-  return {
-    guarded: [...config.guarded, ...extra],
-    capture: capturePorts(config).map((port) => ({ proto: 'udp' as const, port })),
-    forwarding: external.length > 0 || config.fwknop.some((st) => st.localNat),
-  };
-}
 
 /** Refusals that, over ICMP, mean "an ordinary ping", not "a bad SPA packet". */
 const NOT_OURS_OVER_ICMP: ReadonlySet<DropReason> = new Set(['too_short', 'too_long', 'unknown_key', 'fwknop_malformed']);
@@ -147,7 +104,7 @@ export class Daemon {
     });
     checkForwarding(config, this.#log);
     await this.#backend.start(guardSpec(config));
-    await this.#restoreGrants(store);
+    await restoreGrants(this.#grants, store, this.#log);
     // Removes every rule a crashed daemon left that is not a restored grant.
     await this.#grants.reconcile();
     await this.#startCapture(config);
@@ -170,27 +127,8 @@ export class Daemon {
     return store;
   }
 
-  async #restoreGrants(store: Store): Promise<void> {
-    const r = await this.#grants?.restore(journalGrants(store));
-    if (r && r.restored.length + r.expired.length > 0) {
-      this.#log.info('grants restored from the database', {
-        restored: r.restored.map((g) => g.id).join(',') || undefined, expired: r.expired.map((g) => g.id).join(',') || undefined,
-      });
-    }
-  }
-
   async #startControl(config: Config): Promise<void> {
-    if (this.#deps.control === false) return;
-    const server = new ControlServer(config.raw.control.socket, controlHandler(this));
-    try {
-      await server.start();
-      this.#control = server;
-    } catch (err) {
-      // Guarding matters more than the CLI: run on without the socket, loudly.
-      this.#log.error('control socket unavailable: postern status/grants/keys cannot reach this daemon', {
-        socket: config.raw.control.socket, error: err instanceof Error ? err.message : String(err),
-      });
-    }
+    if (this.#deps.control !== false) this.#control = await startControl(config.raw.control.socket, controlHandler(this), this.#log);
   }
 
   #closed(g: Grant, why: string): void {
@@ -378,9 +316,7 @@ export class Daemon {
   }
 
   keys(): KeyView[] {
-    return (this.#active?.config.keys ?? []).map((k) => ({
-      name: k.name, keyId: keyIdHex(k.credential.keyId), services: k.services.map((s) => `${s.proto}/${s.port}`), revoked: k.revoked,
-    }));
+    return keyViews(this.#active?.config.keys ?? []);
   }
 
   /** The outbox MQTT alerts go through: SQLite, or memory while the database is unusable. */

@@ -2,7 +2,9 @@
 // What `postern status`, the control socket and the MQTT stats see (issue 6): a plain,
 // JSON-ready object. Version it like the MQTT payloads: fields are only ever added.
 
+import type { KeyConfig } from '../config/load.ts';
 import type { Grant } from '../firewall/types.ts';
+import { keyIdHex } from '../spa/credential.ts';
 import type { StoreStatus } from '../store/store.ts';
 
 export interface GrantView {
@@ -39,4 +41,18 @@ export function grantView(g: Grant): GrantView {
     ...(g.forward && { forward: g.forward.address.includes(':') ? `[${g.forward.address}]:${g.forward.port}` : `${g.forward.address}:${g.forward.port}` }),
     expiresMs: g.expiresAtMs,
   };
+}
+
+/** A key as `postern keys list` and the control socket show it: never the credential. */
+export interface KeyView {
+  readonly name: string;
+  readonly keyId: string;
+  readonly services: readonly string[];
+  readonly revoked: boolean;
+}
+
+export function keyViews(keys: readonly KeyConfig[]): KeyView[] {
+  return keys.map((k) => ({
+    name: k.name, keyId: keyIdHex(k.credential.keyId), services: k.services.map((s) => `${s.proto}/${s.port}`), revoked: k.revoked,
+  }));
 }

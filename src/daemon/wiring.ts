@@ -12,7 +12,7 @@ import type { FirewallBackend } from '../firewall/types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { FrameProto } from '../wire/frame.ts';
-import { capturePorts } from './daemon.ts';
+import { capturePorts } from './active.ts';
 
 export type BackendName = 'nft' | 'iptables' | 'dry-run';
 
