@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { labSkipReason } from '../lab/lab.ts';
 import { tcpConnect } from '../lab/net-probe.ts';
 import { generateCredential } from '../../src/spa/credential.ts';
-import { SERVICE_PORT, bundleSkipReason, createWorld, eventually, keyFileArgs, type World } from './harness.ts';
+import { BUNDLE, SERVICE_PORT, bundleSkipReason, createWorld, eventually, keyFileArgs, type World } from './harness.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason();
 
@@ -72,6 +72,11 @@ test('[nft] status, grants, grants revoke, keys add/list/revoke, log; status fal
   await eventually(async () => (await cli(w, ['log', '--reason', 'revoked_key', '--json'])).includes('"kind":"revoked_key"'), 5000, 'audit row');
   const rows = (await cli(w, ['log', '--since', '10m', '--json'])).trim().split('\n').map((l) => json<{ kind: string; count: number }>(l));
   assert.ok(rows.some((r) => r.kind === 'accepted') && rows.some((r) => r.kind === 'closed'), JSON.stringify(rows));
+
+  const follow = lab.spawn(lab.router, [process.execPath, BUNDLE, 'log', '--follow', '--json', '--since', '1s', '--config', w.configPath]);
+  await w.sendRaw(lab.attacker, Buffer.alloc(8, 1));
+  await follow.waitForOutput(/"kind":"too_short","source":"198\.18\.0\.3"/, 5000);
+  follow.kill();
 
   w.daemon.kill('SIGTERM');
   await w.daemon.exited();
