@@ -40,6 +40,8 @@ export interface DaemonDeps {
   readonly events?: EventSink;
   /** Listen on control.socket (default true; unit tests with fakes turn it off). */
   readonly control?: boolean;
+  /** Runs in stop() while the store is still open (alerts drain their outbox into it). */
+  readonly beforeStoreClose?: () => Promise<void>;
 }
 
 
@@ -334,6 +336,7 @@ export class Daemon {
     await this.#grants?.stop();
     const keep = this.#active?.config.raw.firewall.keep_guarding_on_exit ?? false;
     await this.#backend?.stop({ keepGuarding: keep });
+    await this.#deps.beforeStoreClose?.().catch(() => undefined);
     this.#store?.setCounters(this.counters.snapshot());
     this.#store?.close();
     this.#log.info('postern stopped', { ...this.counters.snapshot(), kept_guarding: keep });

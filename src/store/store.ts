@@ -65,6 +65,7 @@ export class Store {
   #baseCounters: Record<string, number> = {};
   #counters: Record<string, number> = {};
   #memoryOutbox: MemoryOutbox | undefined;
+  #closed = false;
 
   private constructor(opts: StoreOptions) {
     this.#opts = opts;
@@ -113,7 +114,8 @@ export class Store {
   }
 
   #degrade(err: unknown, during: string): void {
-    if (this.#reason !== '') return;
+    // After close() a late caller (the outbox) finds the database closed: not a failure.
+    if (this.#reason !== '' || this.#closed) return;
     this.#reason = `${during}: ${errorCode(err)}`;
     const tables = this.#tables;
     this.#tables = undefined;
@@ -226,6 +228,7 @@ export class Store {
 
   close(): void {
     this.flush();
+    this.#closed = true;
     const t = this.#tables;
     this.#tables = undefined;
     try {

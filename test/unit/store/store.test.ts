@@ -230,3 +230,11 @@ test('a full disk: the failed write degrades the store, the file stays', { skip:
   }
 });
 
+
+test('after close(), a late outbox call is not a degradation (no state event)', () => {
+  const { store, states } = open(join(tempDir(), 'state.db'));
+  const outbox = store.outbox();
+  store.close();
+  outbox.append([{ topic: 't', payload: 'p', qos: 1, retain: false }], NOW);
+  assert.deepEqual(states, []);
+});
