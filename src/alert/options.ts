@@ -13,6 +13,21 @@ export const STATUS_OFFLINE = 'offline';
 /** Fixed retry interval of mqtt.js (no backoff, ref/mqtt.md 4); 5 s spares a small board. */
 export const RECONNECT_MS = 5000;
 
+/** Broker URL -> mqtt.js options, parsed with the WHATWG URL parser (mqtt.js would use the
+ *  deprecated url.parse, which also prints a DEP0169 warning on every start). */
+export function brokerOptions(url: string): IClientOptions {
+  const u = new URL(url);
+  const protocol = u.protocol.replace(/:$/, '') as NonNullable<IClientOptions['protocol']>;
+  return {
+    protocol,
+    host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
+    ...(u.port !== '' && { port: Number(u.port) }),
+    ...(protocol.startsWith('ws') && { path: `${u.pathname}${u.search}` }),
+    ...(u.username !== '' && { username: decodeURIComponent(u.username) }),
+    ...(u.password !== '' && { password: decodeURIComponent(u.password) }),
+  };
+}
+
 export type OptionsResult = { readonly ok: true; readonly options: IClientOptions } | { readonly ok: false; readonly errors: readonly string[] };
 
 function readSecret(path: string, what: string, errors: string[]): Buffer | undefined {

@@ -3,13 +3,15 @@
 // no subscriptions, and always closed again. TLS files are not loaded here: doctor only
 // asks whether something speaking MQTT answers at the URL.
 import mqtt from 'mqtt';
+import { brokerOptions } from './options.ts';
 
 export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
 export function probeBroker(url: string, timeoutMs: number): Promise<ProbeResult> {
+  if (!URL.canParse(url)) return Promise.resolve({ ok: false, error: 'not a valid URL' });
   return new Promise((resolve) => {
     let settled = false;
-    const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `postern-probe-${process.pid}` });
+    const client = mqtt.connect({ ...brokerOptions(url), reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `postern-probe-${process.pid}` });
     const finish = (r: ProbeResult): void => {
       if (settled) return;
       settled = true;

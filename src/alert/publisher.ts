@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log/logger.ts';
 import type { Outbox, OutboxMessage } from './outbox.ts';
-import { STATUS_ONLINE, STATUS_OFFLINE } from './options.ts';
+import { STATUS_ONLINE, STATUS_OFFLINE, brokerOptions } from './options.ts';
 
 /** Entries per in-flight batch: bounded memory, and mosquitto's default max_inflight is 20. */
 const DRAIN_BATCH = 20;
@@ -36,7 +36,7 @@ export class Publisher {
 
   constructor(deps: PublisherDeps) {
     this.#deps = deps;
-    this.#client = mqtt.connect(deps.url, deps.options);
+    this.#client = mqtt.connect({ ...brokerOptions(deps.url), ...deps.options });
     this.#client.on('connect', () => this.#connected());
     this.#client.on('close', () => {
       this.#generation++;

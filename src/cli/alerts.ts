@@ -40,7 +40,7 @@ async function run(args: string[]): Promise<number> {
     return EXIT_OK;
   }
   if (positionals.length > 0) throw new UsageError('alerts takes no positional arguments');
-  if (!values.url || !/^(mqtts?|wss?):\/\/\S+$/.test(values.url)) throw new UsageError('--url mqtt://HOST[:PORT] (or mqtts://, ws://, wss://) is required');
+  if (!values.url || !/^(mqtts?|wss?):\/\/\S+$/.test(values.url) || !URL.canParse(values.url)) throw new UsageError('--url mqtt://HOST[:PORT] (or mqtts://, ws://, wss://) is required');
   const device = values.device ?? '+';
   if (device !== '+' && !NAME.test(device)) throw new UsageError('--device must be a device name or +');
   const prefix = values.prefix ?? 'postern';

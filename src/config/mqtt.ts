@@ -48,6 +48,7 @@ export type RawMqtt = Static<typeof MqttSchema>;
 export function mqttErrors(m: RawMqtt | undefined): string[] {
   if (!m) return [];
   const errors: string[] = [];
+  if (!URL.canParse(m.url)) errors.push('/mqtt/url: not a valid URL');
   if (m.password !== undefined && m.password_file !== undefined) errors.push('/mqtt: set password or password_file, not both');
   if ((m.password !== undefined || m.password_file !== undefined) && m.username === undefined) errors.push('/mqtt: a password needs a username');
   if ((m.tls.cert === undefined) !== (m.tls.key === undefined)) errors.push('/mqtt/tls: cert and key go together');

@@ -56,3 +56,14 @@ test('connect options: files read at start, missing ones listed; the will is a r
   assert.ok(!failed.ok);
   assert.equal(failed.errors.length, 3);
 });
+
+test('broker URLs are parsed with the WHATWG parser: host, port, ws path, IPv6, credentials', async () => {
+  const { brokerOptions } = await import('../../../src/alert/options.ts');
+  assert.deepEqual(brokerOptions('mqtt://127.0.0.1:1883'), { protocol: 'mqtt', host: '127.0.0.1', port: 1883 });
+  assert.deepEqual(brokerOptions('mqtts://[fd00::1]'), { protocol: 'mqtts', host: 'fd00::1' });
+  assert.deepEqual(brokerOptions('wss://u%40x:p%3Aw@broker.example:443/mqtt?x=1'), {
+    protocol: 'wss', host: 'broker.example', path: '/mqtt?x=1', username: 'u@x', password: 'p:w', // default port: mqtt.js's
+  });
+  const bad = validateConfig({ ...base, mqtt: { url: 'mqtt://[zz' } });
+  assert.ok(!bad.ok && bad.errors.includes('/mqtt/url: not a valid URL'), JSON.stringify(bad));
+});
