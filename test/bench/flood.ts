@@ -6,19 +6,26 @@
 // daemon's status (control socket) and /proc: packets the daemon classified, SQLite write
 // transactions (and per second), database + WAL size before/after, bytes the daemon wrote
 // to storage (/proc/PID/io write_bytes: SQLite is its only file writer; logs go to a pipe),
-// and audit rows added. Prints; never asserts. Figures are noisy on a shared machine.
+// and audit rows added. With mosquitto installed, alerts are on (a broker on the router's
+// loopback) and the MQTT alert/grant messages per second and the sum of their counts are
+// reported too; the outbox is then part of the SQLite writes. Prints; never asserts.
+// Figures are noisy on a shared machine.
 
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeArgv } from '../lab/net-probe.ts';
 import { SPA_PORT, bundleSkipReason, createWorld, sleep, type Backend, type World } from '../e2e/harness.ts';
 import { labSkipReason } from '../lab/lab.ts';
 import { FLOOD_PROBE_PATH } from './flood-probe.ts';
+import { MOSQUITTO, startBroker, startTap, tapMessages } from '../e2e/mqtt-lab.ts';
+import type { LabProcess } from '../lab/lab.ts';
 
 const FLOOD_SECONDS = 10;
 const MAX_PACKETS = 5_000_000;
 /** flush_interval_s of the daemon under test (the default): figures are per this interval. */
 const FLUSH_S = 5;
+/** Wait after each flood: the audit flush and the alerts' aggregation interval (10 s) plus drain. */
+const SETTLE_S = 12;
 
 type Print = (line: string) => void;
 
@@ -29,11 +36,21 @@ interface Snapshot {
   readonly walBytes: number;
   readonly ioBytes: number;
   readonly auditRows: number;
+  readonly mqtt: number;
+  readonly alertCounts: number;
+}
+
+function mqttFigures(tap: LabProcess | undefined): { mqtt: number; alertCounts: number } {
+  if (!tap) return { mqtt: 0, alertCounts: 0 };
+  const msgs = tapMessages(tap);
+  const counts = msgs.filter((m) => m.topic.endsWith('/alert') && m.payload.startsWith('{'))
+    .map((m) => Number((JSON.parse(m.payload) as { count?: unknown }).count ?? 0));
+  return { mqtt: msgs.length, alertCounts: counts.reduce((a, b) => a + b, 0) };
 }
 
 interface Status { counters: Record<string, number>; database: { writes: number; bytes: number; state: string } }
 
-async function snapshot(w: World): Promise<Snapshot> {
+async function snapshot(w: World, tap: LabProcess | undefined): Promise<Snapshot> {
   const r = await w.postern(w.lab.router, ['status', '--config', w.configPath, '--json']);
   const s = JSON.parse(r.stdout) as Status;
   const io = readFileSync(`/proc/${w.daemon.pid}/io`, 'utf8');
@@ -43,6 +60,7 @@ async function snapshot(w: World): Promise<Snapshot> {
     writes: s.database.writes, dbBytes: size(join(w.dir, 'state.db')), walBytes: size(join(w.dir, 'state.db-wal')),
     ioBytes: Number(/^write_bytes: (\d+)/m.exec(io)?.[1] ?? NaN),
     auditRows: log.stdout.split('\n').filter(Boolean).length,
+    ...mqttFigures(tap),
   };
 }
 
@@ -67,24 +85,28 @@ function report(print: Print, kind: string, sent: number, a: Snapshot, b: Snapsh
   const writes = b.writes - a.writes;
   print(`  ${kind.padEnd(9)} sent ${sent}, classified ${b.classified - a.classified}; SQLite ${writes} write transactions `
     + `(${(writes / FLOOD_SECONDS).toFixed(2)}/s); db ${a.dbBytes} -> ${b.dbBytes} B, WAL ${a.walBytes} -> ${b.walBytes} B; `
-    + `written to storage ${b.ioBytes - a.ioBytes} bytes (${Math.round((b.ioBytes - a.ioBytes) / FLOOD_SECONDS)} B/s); audit rows +${b.auditRows - a.auditRows}`);
+    + `written to storage ${b.ioBytes - a.ioBytes} bytes (${Math.round((b.ioBytes - a.ioBytes) / FLOOD_SECONDS)} B/s); audit rows +${b.auditRows - a.auditRows}`
+    + (b.mqtt === 0 && a.mqtt === 0 ? '' : `; MQTT ${b.mqtt - a.mqtt} messages (${((b.mqtt - a.mqtt) / (FLOOD_SECONDS + SETTLE_S)).toFixed(2)}/s over flood + settle), alert counts sum ${b.alertCounts - a.alertCounts}`));
 }
 
 async function floodBackend(print: Print, backend: Backend): Promise<void> {
   const w = await createWorld({ backend, tag: 'flood' });
   try {
-    w.writeConfig({ state: { database: join(w.dir, 'state.db'), flush_interval_s: FLUSH_S } });
+    const broker = existsSync(MOSQUITTO) ? await startBroker(w.lab, w.lab.router, w.dir) : undefined;
+    w.writeConfig({ state: { database: join(w.dir, 'state.db'), flush_interval_s: FLUSH_S }, ...(broker && { mqtt: { url: broker.url } }) });
     await w.startDaemon();
+    const tap = broker && await startTap(w.lab, w.lab.router, broker.url, ['postern/+/alert', 'postern/+/grant']);
     const accepted = w.packet({ durationS: 120 });
     await w.sendRaw(w.lab.client, accepted);
     await w.daemon.waitForOutput(/msg="grant opened"/, 3000);
     await sleep((FLUSH_S + 1) * 1000);
-    print(`postern/${backend}: ${FLOOD_SECONDS} s floods at the SPA port from one attacker address, flush interval ${FLUSH_S} s`);
+    print(`postern/${backend}: ${FLOOD_SECONDS} s floods at the SPA port from one attacker address, flush interval ${FLUSH_S} s, `
+      + `alerts ${broker ? 'on (mosquitto on loopback)' : 'off (no mosquitto)'}`);
     for (const kind of ['junk', 'replayed'] as const) {
-      const before = await snapshot(w);
+      const before = await snapshot(w, tap);
       const { sent } = await flood(w, kind, accepted.toString('hex'));
-      await sleep((FLUSH_S + 1) * 1000); // the interval that holds the flood's last attempts is flushed
-      report(print, kind, sent, before, await snapshot(w));
+      await sleep(SETTLE_S * 1000); // the intervals that hold the flood's last attempts are flushed and sent
+      report(print, kind, sent, before, await snapshot(w, tap));
     }
   } finally {
     await w.close();
@@ -98,5 +120,4 @@ export async function runFloodBench(print: Print, backends: readonly Backend[]):
     return;
   }
   for (const b of backends) await floodBackend(print, b);
-  print('  (MQTT messages/s under the same floods: the alerts benchmark; here alerts are off)');
 }
