@@ -55,6 +55,7 @@ export class AlertService implements EventSink {
   #transport: AlertTransport | undefined;
   #timers: Cancel[] = [];
   #droppedUnreported = 0;
+  #stopped = false;
   #outbox: Outbox;
 
   constructor(deps: AlertServiceDeps) {
@@ -141,7 +142,10 @@ export class AlertService implements EventSink {
     return { topic: `${this.#deps.topicPrefix}/stats`, payload: JSON.stringify(payload), qos: this.#deps.mqtt.qos, retain: true };
   }
 
+  /** Idempotent: the daemon calls it before its store closes, and again on a failed start. */
   async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
     for (const c of this.#timers) c();
     this.#timers = [];
     this.flush();

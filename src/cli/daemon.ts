@@ -60,10 +60,14 @@ async function run(args: string[]): Promise<number> {
     makeBackend: (c) => makeBackend(c, backend, { logger: logger.child('firewall'), clock: systemClock }),
     makeCapture: (c) => makeCapture(c, logger.child('capture')),
     ...(alerts.service && { events: alerts.service }),
+    // Alerts stop while the store is open: the last summed alerts and the grants closed by
+    // stop() go into its outbox, are sent if the broker is there (then `offline`), and
+    // otherwise wait in the database for the next start.
+    ...(alerts.service && { beforeStoreClose: () => alerts.service?.stop() ?? Promise.resolve() }),
   });
   // Handlers go in before start(): a signal during start-up must not kill the process
   // with rules half-installed (Node's default action for SIGHUP/SIGTERM is to exit).
-  const exited = handleSignals(daemon, logger, async () => alerts.service?.stop());
+  const exited = handleSignals(daemon, logger);
   try {
     await daemon.start();
     const outbox = daemon.outbox();
@@ -79,14 +83,13 @@ async function run(args: string[]): Promise<number> {
   return exited;
 }
 
-function handleSignals(daemon: Daemon, logger: ReturnType<typeof createLogger>, after: () => Promise<void>): Promise<number> {
+function handleSignals(daemon: Daemon, logger: ReturnType<typeof createLogger>): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (code: number) => {
       if (stopping) return;
       stopping = true;
-      // Alerts stop last: the grants closed by stop() are still published, then `offline`.
-      daemon.stop().then(after).then(() => resolve(code), (e: unknown) => {
+      daemon.stop().then(() => resolve(code), (e: unknown) => {
         logger.error('stop failed', { error: String(e) });
         resolve(EXIT_FAIL);
       });

@@ -153,3 +153,24 @@ test('a 100,000-packet junk flood: a bounded handful of alerts whose counts add 
   assert.ok(counted >= 50_000, `the daemon saw most of the flood (${counted})`);
   assert.ok(alerts.length <= 40, `${alerts.length} alert messages`);
 });
+
+test('broker down across a daemon restart: the alerts wait in the database and arrive after both are back', { skip }, async (t) => {
+  const { w, broker, tap } = await mqttWorld(t);
+  const { lab } = w;
+  broker.proc.kill('SIGTERM');
+  await broker.proc.exited();
+  for (let i = 0; i < 5; i++) await w.sendRaw(lab.client, w.packet({ credential: generateCredential() }));
+  await w.sendRaw(lab.client, w.packet({ durationS: 1 }));
+  await w.daemon.waitForOutput(/msg="grant closed"/, 5000);
+  w.daemon.kill('SIGTERM'); // stop() flushes the summed alerts into the outbox, the store keeps them
+  await w.daemon.exited();
+  await w.startDaemon();
+  await broker.restart();
+  await eventually(() => countOf(payloadsOn(tap, 'alert'), 'unknown_key') >= 5 && payloadsOn(tap, 'grant').length >= 2, 15_000,
+    `alerts and grants of the first run:\n${tapMessages(tap).map((m) => m.payload).join('\n')}`);
+  const alerts = payloadsOn(tap, 'alert');
+  assertValid(AlertSchema, alerts);
+  assert.equal(countOf([...new Map(alerts.map((a) => [a['id'], a])).values()], 'unknown_key'), 5);
+  assert.deepEqual(payloadsOn(tap, 'grant').map((g) => g['event_type']), ['opened', 'closed']);
+  assert.ok(!alerts.some((a) => String(a['event_type']).startsWith('database_')), 'a clean stop is not a database failure');
+});
