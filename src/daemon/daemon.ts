@@ -44,8 +44,6 @@ export interface DaemonDeps {
   readonly beforeStoreClose?: () => Promise<void>;
 }
 
-
-
 /** Live grants at most (a flood of valid packets cannot grow the ruleset without bound). */
 const MAX_GRANTS = 4096;
 const LOG_INTERVAL_MS = 10_000;
