@@ -4,7 +4,7 @@
 // test, and a "tap" subscriber (test/e2e/mqtt-tap.ts) whose received messages are parsed
 // from its output. Both are lab processes, so lab.close() kills them even on failure.
 
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabHost, LabProcess } from '../lab/lab.ts';
@@ -33,8 +33,12 @@ export function randomPort(): number {
 export async function startBroker(lab: Lab, host: LabHost, dir: string, opts: { bind?: string; extra?: readonly string[]; scheme?: string } = {}): Promise<Broker> {
   const port = randomPort();
   const conf = join(dir, `mosquitto-${port}.conf`);
+  mkdirSync(join(dir, `mosquitto-${port}`));
   writeFileSync(conf, [
-    'per_listener_settings false', 'allow_anonymous true', 'persistence false',
+    // Persistence keeps the subscribers' sessions (and the messages queued for them) across
+    // a broker restart, so a test's subscriber misses nothing while it reconnects; root,
+    // because the test's directory is the root user's.
+    'per_listener_settings false', 'allow_anonymous true', 'user root', 'persistence true', `persistence_location ${join(dir, `mosquitto-${port}`)}/`,
     `listener ${port} ${opts.bind ?? '127.0.0.1'}`, ...(opts.extra ?? []), '',
   ].join('\n'));
   const launch = async (): Promise<LabProcess> => {

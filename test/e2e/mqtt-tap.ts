@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Test subscriber: node mqtt-tap.ts URL TOPIC... prints "subscribed" and then one JSON line
 // per message received ({topic, payload, retain}). TLS files come from TAP_CA, TAP_CERT,
-// TAP_KEY. Reconnects (and resubscribes) when the broker restarts.
+// TAP_KEY. Reconnects (its session kept by the broker) when the broker restarts.
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 
@@ -13,7 +13,9 @@ if (!url || topics.length === 0) {
 const file = (name: string) => (process.env[name] ? readFileSync(process.env[name]) : undefined);
 const tls = { ca: file('TAP_CA'), cert: file('TAP_CERT'), key: file('TAP_KEY') };
 const client = mqtt.connect(url, {
-  reconnectPeriod: 300, clientId: `tap-${process.pid}`,
+  // A persistent session (clean: false): the broker queues QoS 1 messages for the tap while
+  // it reconnects after a broker restart, so the test sees everything that was published.
+  reconnectPeriod: 300, clientId: `tap-${process.pid}`, clean: false,
   ...(tls.ca && { ca: tls.ca }), ...(tls.cert && { cert: tls.cert }), ...(tls.key && { key: tls.key }),
 });
 let first = true;
