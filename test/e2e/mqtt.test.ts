@@ -8,6 +8,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Value } from '@sinclair/typebox/value';
 import type { TSchema } from '@sinclair/typebox';
+import { join } from 'node:path';
 import { labSkipReason } from '../lab/lab.ts';
 import { probeArgv } from '../lab/net-probe.ts';
 import { Credential, generateCredential } from '../../src/spa/credential.ts';
@@ -173,4 +174,30 @@ test('broker down across a daemon restart: the alerts wait in the database and a
   assert.equal(countOf([...new Map(alerts.map((a) => [a['id'], a])).values()], 'unknown_key'), 5);
   assert.deepEqual(payloadsOn(tap, 'grant').map((g) => g['event_type']), ['opened', 'closed']);
   assert.ok(!alerts.some((a) => String(a['event_type']).startsWith('database_')), 'a clean stop is not a database failure');
+});
+
+test('outbox over its cap while the broker is down: the oldest are dropped and an outbox_dropped alert counts them', { skip }, async (t) => {
+  const w = await createWorld({ tag: 'mqcap' });
+  t.after(() => w.close());
+  const broker = await startBroker(w.lab, w.lab.router, w.dir);
+  w.writeConfig({ state: { database: join(w.dir, 'state.db'), outbox_rows: 10 }, mqtt: { url: broker.url } });
+  const tap = await startTap(w.lab, w.lab.router, broker.url, [`${PREFIX}/alert`, `${PREFIX}/grant`]);
+  await w.startDaemon();
+  await w.daemon.waitForOutput(/msg="broker connected"/, 10_000);
+  broker.proc.kill('SIGTERM');
+  await broker.proc.exited();
+  // 15 valid packets: one grant opened, 14 extensions (grant events are never aggregated).
+  for (let i = 0; i < 15; i++) await w.sendRaw(w.lab.client, w.packet({ durationS: 30 }));
+  await eventually(() => (w.daemon.output().match(/msg="grant (opened|extended)"/g) ?? []).length === 15, 10_000, '15 grant events');
+  await broker.restart();
+  await eventually(() => payloadsOn(tap, 'grant').length >= 10, 15_000, 'the 10 newest grant events');
+  const dropped = payloadsOn(tap, 'alert').filter((a) => a['event_type'] === 'outbox_dropped');
+  assertValid(AlertSchema, dropped);
+  assert.equal(dropped.length, 1);
+  assert.equal(dropped[0]!['count'], 5);
+  const grants = payloadsOn(tap, 'grant');
+  assert.deepEqual(grants.map((g) => g['event_type']), Array(10).fill('extended'), 'the oldest (opened, first extensions) were dropped');
+  // The report comes before the surviving entries it precedes.
+  const order = tapMessages(tap).filter((m) => /\/(alert|grant)$/.test(m.topic)).map((m) => m.topic.endsWith('/alert') ? 'dropped' : 'grant');
+  assert.equal(order[0], 'dropped');
 });
