@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log/logger.ts';
 import type { Outbox, OutboxMessage } from './outbox.ts';
-import { STATUS_ONLINE, STATUS_OFFLINE, brokerOptions } from './options.ts';
+import { RECONNECT_MS, STATUS_ONLINE, STATUS_OFFLINE, brokerOptions } from './options.ts';
 
 /** Entries per in-flight batch: bounded memory, and mosquitto's default max_inflight is 20. */
 const DRAIN_BATCH = 20;
@@ -33,6 +33,7 @@ export class Publisher {
   #draining: Promise<void> | undefined;
   #generation = 0;
   #wasConnected = false;
+  #toldUnreachable = false;
 
   constructor(deps: PublisherDeps) {
     this.#deps = deps;
@@ -40,7 +41,10 @@ export class Publisher {
     this.#client.on('connect', () => this.#connected());
     this.#client.on('close', () => {
       this.#generation++;
+      // mqtt.js reports refused or reset connections only as a close: say it once per outage.
       if (this.#wasConnected) deps.logger.warn('broker connection lost; alerts wait in the outbox', { outbox: deps.outbox().size() });
+      else if (!this.#toldUnreachable) deps.logger.warn('broker not reachable; alerts wait in the outbox', { retry_s: RECONNECT_MS / 1000 });
+      this.#toldUnreachable = true;
       this.#wasConnected = false;
     });
     // mqtt.js retries by itself (RECONNECT_MS); errors are logged, never thrown.
@@ -53,6 +57,7 @@ export class Publisher {
 
   #connected(): void {
     this.#wasConnected = true;
+    this.#toldUnreachable = false;
     this.#generation++;
     this.#deps.logger.info('broker connected', { url: this.#deps.url.replace(/\/\/[^@/]*@/, '//'), outbox: this.#deps.outbox().size() });
     this.publishNow([{ topic: this.#deps.statusTopic, payload: STATUS_ONLINE, qos: 1, retain: true }, ...this.#deps.onConnect()]);
