@@ -1,17 +1,33 @@
 // SPDX-License-Identifier: MIT
 // Broker reachability for `postern doctor` (issue 6): one connect attempt, no retries,
-// no subscriptions, and always closed again. TLS files are not loaded here: doctor only
-// asks whether something speaking MQTT answers at the URL.
-import mqtt from 'mqtt';
-import { brokerOptions } from './options.ts';
+// no subscriptions, and always closed again. probeBroker asks only whether something
+// speaking MQTT answers at the URL; probeConfiguredBroker connects the way the daemon
+// does (credentials, CA, client certificate), under its own client id and without the
+// daemon's will: reusing the daemon's id would disconnect the running daemon.
+import mqtt, { type IClientOptions } from 'mqtt';
+import { topicPrefix, type RawMqtt } from '../config/mqtt.ts';
+import { brokerOptions, connectOptions } from './options.ts';
 
 export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
 export function probeBroker(url: string, timeoutMs: number): Promise<ProbeResult> {
+  return probe(url, {}, timeoutMs);
+}
+
+export function probeConfiguredBroker(m: RawMqtt, device: string, timeoutMs: number): Promise<ProbeResult> {
+  const o = connectOptions(m, `${topicPrefix(m, device)}/status`, device);
+  if (!o.ok) return Promise.resolve({ ok: false, error: o.errors.join('; ') });
+  const { will: _will, clientId: _id, ...options } = o.options;
+  return probe(m.url, options, timeoutMs);
+}
+
+function probe(url: string, options: IClientOptions, timeoutMs: number): Promise<ProbeResult> {
   if (!URL.canParse(url)) return Promise.resolve({ ok: false, error: 'not a valid URL' });
   return new Promise((resolve) => {
     let settled = false;
-    const client = mqtt.connect({ ...brokerOptions(url), reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `postern-probe-${process.pid}` });
+    const client = mqtt.connect({
+      ...brokerOptions(url), ...options, reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `postern-probe-${process.pid}`,
+    });
     const finish = (r: ProbeResult): void => {
       if (settled) return;
       settled = true;
