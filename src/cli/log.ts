@@ -46,14 +46,18 @@ async function run(args: string[]): Promise<number> {
   const config = deviceConfig(values.config);
   const json = values.json === true;
   let afterId = 0;
+  let lastError = '';
   for (;;) {
     const read = readDatabase(config, (db) => readAudit(db, {
       ...(sinceMs !== undefined && { sinceMs }), ...(values.reason !== undefined && { kind: values.reason }), afterId, limit,
     }));
     if ('error' in read) {
-      errOut(`postern log: cannot read the audit log: ${read.error}`);
+      // --follow keeps trying (the daemon may be creating the file); the same error once.
+      if (read.error !== lastError) errOut(`postern log: cannot read the audit log: ${read.error}`);
+      lastError = read.error;
       if (!values.follow) return EXIT_FAIL;
     } else {
+      lastError = '';
       for (const r of read.value) out(line(r, json));
       afterId = read.value.at(-1)?.id ?? afterId;
     }
