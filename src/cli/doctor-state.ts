@@ -6,7 +6,7 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config } from '../config/load.ts';
-import { probeBroker } from '../alert/probe.ts';
+import { probeConfiguredBroker } from '../alert/probe.ts';
 import { controlRequest } from '../control/client.ts';
 import { SCHEMA_VERSION, schemaVersion } from '../store/migrations.ts';
 import { errorCode, openReadOnly } from '../store/sqlite.ts';
@@ -84,7 +84,9 @@ export async function brokerCheck(config: Config): Promise<Check | undefined> {
   const mqtt = config.raw.mqtt;
   if (!mqtt) return undefined;
   const shown = mqtt.url.replace(/\/\/[^@/]*@/, '//');
-  const r = await probeBroker(mqtt.url, BROKER_TIMEOUT_MS);
+  // Connects as the daemon would (credentials, TLS files), so a private CA or a password
+  // does not show as a failure the daemon would not have.
+  const r = await probeConfiguredBroker(mqtt, config.device, BROKER_TIMEOUT_MS);
   return r.ok ? check('broker', 'ok', `${shown} answers (MQTT CONNACK)`)
-    : check('broker', 'fail', `${shown}: ${r.error}`, 'check mqtt.url, that the broker runs and that this device may reach it (firewall, DNS, TLS port 8883 for mqtts://); alerts wait in the outbox meanwhile');
+    : check('broker', 'fail', `${shown}: ${r.error}`, 'check mqtt.url, the credentials and TLS files, that the broker runs and that this device may reach it (firewall, DNS, TLS port 8883 for mqtts://); alerts wait in the outbox meanwhile');
 }
