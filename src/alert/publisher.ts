@@ -13,6 +13,9 @@ import { RECONNECT_MS, STATUS_ONLINE, STATUS_OFFLINE, brokerOptions } from './op
 
 /** Entries per in-flight batch: bounded memory, and mosquitto's default max_inflight is 20. */
 const DRAIN_BATCH = 20;
+/** Reconnect backoff ceiling. mqtt.js retries at a fixed interval (ref/mqtt.md 4); a fleet
+ *  whose broker restarts should neither hammer it in lockstep nor wait long. */
+const MAX_RECONNECT_MS = 60_000;
 /** At stop, how long the last messages (grants closed by the shutdown) may take to go out. */
 const STOP_DRAIN_MS = 2000;
 
@@ -27,6 +30,12 @@ export interface PublisherDeps {
   readonly onConnect: () => readonly OutboxMessage[];
 }
 
+/** Exponential backoff from RECONNECT_MS to MAX_RECONNECT_MS, with +-25 % jitter. */
+export function reconnectDelay(failures: number): number {
+  const base = Math.min(MAX_RECONNECT_MS, RECONNECT_MS * 2 ** Math.min(failures, 16));
+  return Math.round(base * (0.75 + Math.random() / 2));
+}
+
 export class Publisher {
   readonly #deps: PublisherDeps;
   readonly #client: MqttClient;
@@ -34,6 +43,7 @@ export class Publisher {
   #generation = 0;
   #wasConnected = false;
   #toldUnreachable = false;
+  #failures = 0;
 
   constructor(deps: PublisherDeps) {
     this.#deps = deps;
@@ -43,9 +53,11 @@ export class Publisher {
       this.#generation++;
       // mqtt.js reports refused or reset connections only as a close: say it once per outage.
       if (this.#wasConnected) deps.logger.warn('broker connection lost; alerts wait in the outbox', { outbox: deps.outbox().size() });
-      else if (!this.#toldUnreachable) deps.logger.warn('broker not reachable; alerts wait in the outbox', { retry_s: RECONNECT_MS / 1000 });
+      else if (!this.#toldUnreachable) deps.logger.warn('broker not reachable; alerts wait in the outbox', { retry_s: `${RECONNECT_MS / 1000}..${MAX_RECONNECT_MS / 1000}` });
       this.#toldUnreachable = true;
       this.#wasConnected = false;
+      // Applies from the next retry (mqtt.js has scheduled this one already).
+      this.#client.options.reconnectPeriod = reconnectDelay(this.#failures++);
     });
     // mqtt.js retries by itself (RECONNECT_MS); errors are logged, never thrown.
     this.#client.on('error', (e) => deps.logger.warn('broker error', { error: e.message }));
@@ -58,6 +70,7 @@ export class Publisher {
   #connected(): void {
     this.#wasConnected = true;
     this.#toldUnreachable = false;
+    this.#failures = 0;
     this.#generation++;
     this.#deps.logger.info('broker connected', { url: this.#deps.url.replace(/\/\/[^@/]*@/, '//'), outbox: this.#deps.outbox().size() });
     this.publishNow([{ topic: this.#deps.statusTopic, payload: STATUS_ONLINE, qos: 1, retain: true }, ...this.#deps.onConnect()]);

@@ -166,7 +166,7 @@ test('broker down across a daemon restart: the alerts wait in the database and a
   w.daemon.kill('SIGTERM'); // stop() flushes the summed alerts into the outbox, the store keeps them
   await w.daemon.exited();
   await w.startDaemon();
-  await w.daemon.waitForOutput(/msg="broker not reachable; alerts wait in the outbox" retry_s=5/, 5000);
+  await w.daemon.waitForOutput(/msg="broker not reachable; alerts wait in the outbox" retry_s=5\.\.60/, 5000);
   await broker.restart();
   await eventually(() => countOf(payloadsOn(tap, 'alert'), 'unknown_key') >= 5 && payloadsOn(tap, 'grant').length >= 2, 15_000,
     `alerts and grants of the first run:\n${tapMessages(tap).map((m) => m.payload).join('\n')}`);
