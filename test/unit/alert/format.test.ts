@@ -50,3 +50,12 @@ test('fuzz: parseReceived never throws on arbitrary topics and payloads', () => 
   }), { numRuns: 2000 });
   assert.deepEqual(parseReceived('postern', 'postern/a/alert', Buffer.alloc(17_000, 0x20)), { ok: false, topic: 'postern/a/alert', error: 'payload too large' });
 });
+
+test('formatLine: outbox_dropped and database alerts', () => {
+  const dropped = parseReceived('postern', 'postern/rtr01/alert', Buffer.from(JSON.stringify({ v: 1, id: 'x-3', device: 'rtr01', event_type: 'outbox_dropped', count: 7, at_ms: 1_700_000_000_000 })));
+  assert.ok(dropped.ok);
+  assert.equal(formatLine(dropped), '2023-11-14T22:13:20Z rtr01 alert outbox_dropped x7 (undelivered alerts lost to the outbox cap)');
+  const db = parseReceived('postern', 'postern/rtr01/alert', Buffer.from(JSON.stringify({ v: 1, id: 'x-4', device: 'rtr01', event_type: 'database_memory', database: 'memory', reason: 'open: SQLITE_READONLY', at_ms: 1_700_000_000_000 })));
+  assert.ok(db.ok);
+  assert.equal(formatLine(db), '2023-11-14T22:13:20Z rtr01 alert database_memory database=memory reason="open: SQLITE_READONLY"');
+});
