@@ -6,7 +6,7 @@
 // daemon's will: reusing the daemon's id would disconnect the running daemon.
 import mqtt, { type IClientOptions } from 'mqtt';
 import { topicPrefix, type RawMqtt } from '../config/mqtt.ts';
-import { brokerOptions, connectOptions } from './options.ts';
+import { LEAN, brokerOptions, connectOptions } from './options.ts';
 
 export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
@@ -26,7 +26,7 @@ function probe(url: string, options: IClientOptions, timeoutMs: number): Promise
   return new Promise((resolve) => {
     let settled = false;
     const client = mqtt.connect({
-      ...brokerOptions(url), ...options, reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `postern-probe-${process.pid}`,
+      ...brokerOptions(url), ...LEAN, ...options, reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `postern-probe-${process.pid}`,
     });
     const finish = (r: ProbeResult): void => {
       if (settled) return;

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions } from 'mqtt';
-import { brokerOptions } from './options.ts';
+import { LEAN, brokerOptions } from './options.ts';
 
 export interface SubscribeOptions {
   readonly url: string;
@@ -42,7 +42,7 @@ function clientOptions(o: SubscribeOptions): IClientOptions {
 }
 
 export function subscribeAlerts(o: SubscribeOptions, onMessage: (topic: string, payload: Buffer) => void): Subscription {
-  const client = mqtt.connect({ ...brokerOptions(o.url), ...clientOptions(o) });
+  const client = mqtt.connect({ ...brokerOptions(o.url), ...LEAN, ...clientOptions(o) });
   const ready = new Promise<void>((resolve, reject) => {
     let first = true;
     client.on('connect', () => {

@@ -49,6 +49,7 @@ test('connect options: files read at start, missing ones listed; the will is a r
   assert.equal(String(o.options.ca), 'CA');
   assert.equal(o.options.clientId, 'postern-rtr01');
   assert.equal(o.options.queueQoSZero, false);
+  assert.equal(o.options.writeCache, false, 'no 65,536-buffer number cache (about 8 MB RSS)');
   assert.deepEqual({ ...o.options.will, payload: String(o.options.will?.payload) }, { topic: 'postern/rtr01/status', payload: 'offline', qos: 1, retain: true });
   const bad = validateConfig({ ...base, mqtt: { url: 'mqtts://h', username: 'u', password_file: join(dir, 'nope'), tls: { cert: join(dir, 'c'), key: join(dir, 'k') } } });
   assert.ok(bad.ok);
