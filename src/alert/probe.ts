@@ -4,7 +4,8 @@
 // speaking MQTT answers at the URL; probeConfiguredBroker connects the way the daemon
 // does (credentials, CA, client certificate), under its own client id and without the
 // daemon's will: reusing the daemon's id would disconnect the running daemon.
-import mqtt, { type IClientOptions } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
+import { loadMqtt } from './mqtt-lib.ts';
 import { topicPrefix, type RawMqtt } from '../config/mqtt.ts';
 import { LEAN, brokerOptions, connectOptions } from './options.ts';
 
@@ -21,11 +22,12 @@ export function probeConfiguredBroker(m: RawMqtt, device: string, timeoutMs: num
   return probe(m.url, options, timeoutMs);
 }
 
-function probe(url: string, options: IClientOptions, timeoutMs: number): Promise<ProbeResult> {
-  if (!URL.canParse(url)) return Promise.resolve({ ok: false, error: 'not a valid URL' });
+async function probe(url: string, options: IClientOptions, timeoutMs: number): Promise<ProbeResult> {
+  if (!URL.canParse(url)) return { ok: false, error: 'not a valid URL' };
+  const connect = await loadMqtt();
   return new Promise((resolve) => {
     let settled = false;
-    const client = mqtt.connect({
+    const client = connect({
       ...brokerOptions(url), ...LEAN, ...options, reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `postern-probe-${process.pid}`,
     });
     const finish = (r: ProbeResult): void => {

@@ -6,7 +6,8 @@
 // de-duplicate). Nothing is published while disconnected, so mqtt.js never queues.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { Connect } from './mqtt-lib.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Outbox, OutboxMessage } from './outbox.ts';
 import { RECONNECT_MS, STATUS_ONLINE, STATUS_OFFLINE, brokerOptions } from './options.ts';
@@ -20,6 +21,8 @@ const MAX_RECONNECT_MS = 60_000;
 const STOP_DRAIN_MS = 2000;
 
 export interface PublisherDeps {
+  /** mqtt.js's connect (loaded lazily: mqtt-lib.ts). */
+  readonly connect: Connect;
   readonly url: string;
   readonly options: IClientOptions;
   readonly statusTopic: string;
@@ -47,7 +50,7 @@ export class Publisher {
 
   constructor(deps: PublisherDeps) {
     this.#deps = deps;
-    this.#client = mqtt.connect({ ...brokerOptions(deps.url), ...deps.options });
+    this.#client = deps.connect({ ...brokerOptions(deps.url), ...deps.options });
     this.#client.on('connect', () => this.#connected());
     this.#client.on('close', () => {
       this.#generation++;

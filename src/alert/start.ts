@@ -10,6 +10,7 @@ import { VERSION } from '../version.ts';
 import { connectOptions } from './options.ts';
 import { MemoryOutbox } from './outbox.ts';
 import { Publisher } from './publisher.ts';
+import { loadMqtt } from './mqtt-lib.ts';
 import { AlertService, type StatsSnapshot } from './service.ts';
 import { ALL_DROP_REASONS } from '../pipeline/reasons.ts';
 import type { DaemonStatus } from '../daemon/status.ts';
@@ -24,13 +25,13 @@ export interface AlertsDeps {
 }
 
 export type AlertsResult =
-  | { readonly ok: true; readonly service: AlertService | undefined; readonly connect: () => void }
+  | { readonly ok: true; readonly service: AlertService | undefined; readonly connect: () => Promise<void> }
   | { readonly ok: false; readonly errors: readonly string[] };
 
-/** The service can take events at once; connect() starts the broker connection. */
+/** The service can take events at once; connect() loads mqtt.js and starts the broker connection. */
 export function createAlerts(config: Config, deps: AlertsDeps): AlertsResult {
   const m = config.raw.mqtt;
-  if (!m) return { ok: true, service: undefined, connect: () => undefined };
+  if (!m) return { ok: true, service: undefined, connect: async () => undefined };
   const prefix = topicPrefix(m, config.device);
   const opts = connectOptions(m, `${prefix}/status`, config.device);
   if (!opts.ok) return opts;
@@ -39,9 +40,9 @@ export function createAlerts(config: Config, deps: AlertsDeps): AlertsResult {
     mqtt: m, device: config.device, topicPrefix: prefix, version: VERSION, outbox: new MemoryOutbox(MEMORY_OUTBOX_CAP),
     clock: deps.clock, logger, stats: deps.stats, rssBytes: () => process.memoryUsage.rss(),
   });
-  const connect = (): void => {
+  const connect = async (): Promise<void> => {
     const publisher = new Publisher({
-      url: m.url, options: opts.options, statusTopic: service.statusTopic, outbox: () => service.outbox, logger,
+      connect: await loadMqtt(), url: m.url, options: opts.options, statusTopic: service.statusTopic, outbox: () => service.outbox, logger,
       onConnect: () => service.onConnectMessages(),
     });
     service.start(publisher);

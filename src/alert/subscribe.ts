@@ -4,7 +4,8 @@
 // subscriptions; reconnects are mqtt.js's (ref/mqtt.md 4).
 
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
+import { loadMqtt } from './mqtt-lib.ts';
 import { LEAN, brokerOptions } from './options.ts';
 
 export interface SubscribeOptions {
@@ -41,8 +42,9 @@ function clientOptions(o: SubscribeOptions): IClientOptions {
   };
 }
 
-export function subscribeAlerts(o: SubscribeOptions, onMessage: (topic: string, payload: Buffer) => void): Subscription {
-  const client = mqtt.connect({ ...brokerOptions(o.url), ...LEAN, ...clientOptions(o) });
+export async function subscribeAlerts(o: SubscribeOptions, onMessage: (topic: string, payload: Buffer) => void): Promise<Subscription> {
+  const options = { ...brokerOptions(o.url), ...LEAN, ...clientOptions(o) };
+  const client = (await loadMqtt())(options);
   const ready = new Promise<void>((resolve, reject) => {
     let first = true;
     client.on('connect', () => {

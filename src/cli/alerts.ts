@@ -51,28 +51,30 @@ async function run(args: string[]): Promise<number> {
   return watch({ url: values.url, prefix, device, username: values.username, passwordFile: values['password-file'], ca: values.ca, cert: values.cert, key: values.key }, values.json === true, count);
 }
 
-function watch(opts: Parameters<typeof subscribeAlerts>[0], json: boolean, count: number | undefined): Promise<number> {
-  return new Promise((resolve) => {
-    let printed = 0;
-    const sub = subscribeAlerts(opts, (topic, payload) => {
-      const r = parseReceived(opts.prefix, topic, payload);
-      if (!r.ok) {
-        errOut(`postern alerts: ${r.error} on ${JSON.stringify(topic)}`);
-        return;
-      }
-      out(json ? formatJson(r) : formatLine(r));
-      if (count !== undefined && ++printed >= count) void sub.close().then(() => resolve(EXIT_OK));
-    });
-    sub.ready.then(() => {
-      if (!json) errOut(`postern alerts: subscribed to ${opts.prefix}/${opts.device}/{alert,grant} on ${opts.url.replace(/\/\/[^@/]*@/, '//')}`);
-    }, (err: unknown) => {
-      errOut(`postern alerts: cannot subscribe at ${opts.url}: ${err instanceof Error ? err.message : String(err)}`);
-      resolve(EXIT_FAIL);
-    });
-    const stop = (): void => void sub.close().then(() => resolve(EXIT_OK));
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+async function watch(opts: Parameters<typeof subscribeAlerts>[0], json: boolean, count: number | undefined): Promise<number> {
+  let done: (code: number) => void = () => undefined;
+  const finished = new Promise<number>((resolve) => { done = resolve; });
+  let printed = 0;
+  const sub = await subscribeAlerts(opts, (topic, payload) => {
+    const r = parseReceived(opts.prefix, topic, payload);
+    if (!r.ok) {
+      errOut(`postern alerts: ${r.error} on ${JSON.stringify(topic)}`);
+      return;
+    }
+    out(json ? formatJson(r) : formatLine(r));
+    if (count !== undefined && ++printed >= count) void sub.close().then(() => done(EXIT_OK));
   });
+  try {
+    await sub.ready;
+  } catch (err) {
+    errOut(`postern alerts: cannot subscribe at ${opts.url.replace(/\/\/[^@/]*@/, '//')}: ${err instanceof Error ? err.message : String(err)}`);
+    return EXIT_FAIL;
+  }
+  if (!json) errOut(`postern alerts: subscribed to ${opts.prefix}/${opts.device}/{alert,grant} on ${opts.url.replace(/\/\/[^@/]*@/, '//')}`);
+  const stop = (): void => void sub.close().then(() => done(EXIT_OK));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return finished;
 }
 
 export const alertsCommand: Command = { name: 'alerts', summary: 'Watch alerts and grants of a fleet over MQTT', usage: USAGE, run };

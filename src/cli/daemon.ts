@@ -72,7 +72,7 @@ async function run(args: string[]): Promise<number> {
     await daemon.start();
     const outbox = daemon.outbox();
     if (outbox) alerts.service?.useOutbox(outbox);
-    alerts.connect();
+    await alerts.connect();
   } catch (err) {
     if (err instanceof ConfigError) errOut(err.message);
     else logger.error('start failed', { error: err instanceof Error ? err.message : String(err) });
