@@ -88,9 +88,11 @@ export class AlertService implements EventSink {
   /** Attach the transport and start the interval timers. */
   start(transport: AlertTransport): void {
     this.#transport = transport;
+    // One slot per timer, holding only its next run: a year of ticks keeps no garbage.
     const every = (ms: number, fn: () => void): void => {
-      const tick = (): void => { fn(); this.#timers.push(this.#deps.clock.schedule(ms, tick)); };
-      this.#timers.push(this.#deps.clock.schedule(ms, tick));
+      const slot = this.#timers.length;
+      const tick = (): void => { fn(); this.#timers[slot] = this.#deps.clock.schedule(ms, tick); };
+      this.#timers[slot] = this.#deps.clock.schedule(ms, tick);
     };
     every(this.#deps.mqtt.aggregate.interval_s * 1000, () => this.flush());
     every(this.#deps.mqtt.stats_interval_s * 1000, () => transport.publishNow([this.statsMessage()]));

@@ -124,3 +124,14 @@ test('a database state change becomes an alert', () => {
   assert.ok(Value.Check(AlertSchema, a));
   assert.equal(a?.['event_type'], 'database_memory');
 });
+
+test('timers: a day of ticks keeps one pending run per timer; stop cancels them', async () => {
+  const { clock, service, transport } = world();
+  service.start(transport);
+  clock.advance(24 * 3600 * 1000);
+  const statsBefore = transport.now.length;
+  assert.ok(statsBefore >= 1440, `${statsBefore} stats messages in a day`);
+  await service.stop();
+  clock.advance(3600 * 1000);
+  assert.equal(transport.now.length, statsBefore, 'no stats after stop');
+});
