@@ -15,6 +15,7 @@ import { Credential, generateCredential } from '../../src/spa/credential.ts';
 import { AlertSchema, GrantSchema, StatsSchema } from '../../src/alert/payloads.ts';
 import { SPA_PORT, bundleSkipReason, createWorld, eventually, sleep, type World } from './harness.ts';
 import { payloadsOn, startBroker, startTap, tapMessages, type Broker } from './mqtt-lab.ts';
+import { checkDiscovery } from '../unit/alert/ha-format.ts';
 import type { LabProcess } from '../lab/lab.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason();
@@ -78,7 +79,11 @@ test('each failure kind alerts with its fields; a grant publishes opened and clo
   assert.ok(msgs.filter((m) => /\/(alert|grant)$/.test(m.topic)).every((m) => !m.retain));
   const late = await startTap(lab, lab.router, broker.url, [`${PREFIX}/#`, 'homeassistant/#']);
   await eventually(() => tapMessages(late).some((m) => m.topic.endsWith('/stats') && m.retain), 5000, 'retained stats for a late subscriber');
+  const sent = msgs.filter((m) => m.topic.startsWith('homeassistant/')).length;
+  await eventually(() => tapMessages(late).filter((m) => m.topic.startsWith('homeassistant/')).length === sent, 5000, 'every discovery message retained');
   const lateMsgs = tapMessages(late);
+  // What the broker kept, as Home Assistant will read it after its own restart.
+  for (const m of lateMsgs.filter((x) => x.topic.startsWith('homeassistant/'))) checkDiscovery(m.topic, m.payload, m.retain, `${PREFIX}/status`);
   assert.ok(lateMsgs.some((m) => m.topic === `${PREFIX}/status` && m.payload === 'online' && m.retain));
   assert.ok(lateMsgs.some((m) => m.topic === 'homeassistant/event/postern_lab-router/attempt/config' && m.retain));
   assert.ok(!lateMsgs.some((m) => /\/(alert|grant)$/.test(m.topic)), 'events are not retained');

@@ -5,15 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { discoveryMessages, nodeId } from '../../../src/alert/discovery.ts';
 import { ALL_DROP_REASONS } from '../../../src/pipeline/reasons.ts';
-
-const ID = /^[a-zA-Z0-9_-]+$/;
-/** <discovery_prefix>/<component>/[<node_id>/]<object_id>/config (mqtt.markdown). */
-const TOPIC = /^homeassistant\/(event|sensor|binary_sensor)\/([a-zA-Z0-9_-]+)\/([a-zA-Z0-9_-]+)\/config$/;
-const REQUIRED: Record<string, string[]> = {
-  event: ['state_topic', 'event_types'],
-  sensor: ['state_topic'],
-  binary_sensor: ['state_topic'],
-};
+import { checkDiscovery } from './ha-format.ts';
 
 test('discovery: one device, retained per-entity configs in HA\'s format, availability from status', () => {
   const msgs = discoveryMessages({ haPrefix: 'homeassistant', topicPrefix: 'postern/rtr 01', device: 'rtr.01', version: '1.2.3' });
@@ -21,27 +13,17 @@ test('discovery: one device, retained per-entity configs in HA\'s format, availa
   const uniq = new Set<string>();
   const components = new Set<string>();
   for (const m of msgs) {
-    const t = TOPIC.exec(m.topic);
-    assert.ok(t, m.topic);
-    assert.equal(m.retain, true);
+    const { component, node, config: c } = checkDiscovery(m.topic, m.payload, m.retain, 'postern/rtr 01/status');
     assert.equal(m.qos, 1);
-    const c = JSON.parse(m.payload) as Record<string, unknown>;
-    const component = t[1]!;
     components.add(component);
-    assert.equal(t[2], 'postern_rtr_01');
-    for (const k of REQUIRED[component]!) assert.ok(k in c, `${m.topic} lacks ${k}`);
-    assert.match(String(c['unique_id']), ID);
+    assert.equal(node, 'postern_rtr_01');
     assert.ok(!uniq.has(String(c['unique_id'])));
     uniq.add(String(c['unique_id']));
-    assert.equal(c['availability_topic'], 'postern/rtr 01/status');
-    assert.equal(c['payload_available'], 'online');
-    assert.equal(c['payload_not_available'], 'offline');
     const dev = c['device'] as Record<string, unknown>;
     assert.deepEqual(dev['identifiers'], ['postern_rtr_01']);
     assert.equal(dev['sw_version'], '1.2.3');
     assert.equal((c['origin'] as Record<string, unknown>)['name'], 'postern');
     assert.match(String(c['state_topic']), /^postern\/rtr 01\/(alert|grant|stats)$/);
-    if (component !== 'event') assert.match(String(c['value_template']), /value_json\./);
   }
   assert.deepEqual([...components].sort(), ['binary_sensor', 'event', 'sensor']);
   const events = msgs.map((m) => JSON.parse(m.payload) as Record<string, unknown>).filter((c) => Array.isArray(c['event_types']));
