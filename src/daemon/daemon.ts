@@ -147,9 +147,11 @@ export class Daemon {
   }
 
   #startTimers(config: Config): void {
+    // One slot per periodic job, overwritten on every tick: the array never grows.
     const every = (ms: number, fn: () => void) => {
-      const tick = () => { fn(); this.#timers.push(this.#deps.clock.schedule(ms, tick)); };
-      this.#timers.push(this.#deps.clock.schedule(ms, tick));
+      const slot = this.#timers.length;
+      const tick = () => { fn(); this.#timers[slot] = this.#deps.clock.schedule(ms, tick); };
+      this.#timers[slot] = this.#deps.clock.schedule(ms, tick);
     };
     every(LOG_INTERVAL_MS, () => this.#aggregator.flush());
     every(config.raw.state.flush_interval_s * 1000, () => {
