@@ -4,6 +4,7 @@
 // speaking MQTT answers at the URL; probeConfiguredBroker connects the way the daemon
 // does (credentials, CA, client certificate), under its own client id and without the
 // daemon's will: reusing the daemon's id would disconnect the running daemon.
+import { randomBytes } from 'node:crypto';
 import type { IClientOptions } from 'mqtt';
 import { loadMqtt } from './mqtt-lib.ts';
 import { topicPrefix, type RawMqtt } from '../config/mqtt.ts';
@@ -28,7 +29,7 @@ async function probe(url: string, options: IClientOptions, timeoutMs: number): P
   return new Promise((resolve) => {
     let settled = false;
     const client = connect({
-      ...brokerOptions(url), ...LEAN, ...options, reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `postern-probe-${process.pid}`,
+      ...brokerOptions(url), ...LEAN, ...options, reconnectPeriod: 0, connectTimeout: timeoutMs, clientId: `postern-probe-${randomBytes(4).toString('hex')}`,
     });
     const finish = (r: ProbeResult): void => {
       if (settled) return;

@@ -15,9 +15,6 @@ import { AlertService, type StatsSnapshot } from './service.ts';
 import { ALL_DROP_REASONS } from '../pipeline/reasons.ts';
 import type { DaemonStatus } from '../daemon/status.ts';
 
-/** Outbox cap while the daemon's store is not attached (start-up, or no database). */
-export const MEMORY_OUTBOX_CAP = 10_000;
-
 export interface AlertsDeps {
   readonly clock: Clock;
   readonly logger: Logger;
@@ -36,8 +33,9 @@ export function createAlerts(config: Config, deps: AlertsDeps): AlertsResult {
   const opts = connectOptions(m, `${prefix}/status`, config.device);
   if (!opts.ok) return opts;
   const logger = deps.logger.child('mqtt');
+  // Until the store's outbox is attached (start-up), messages wait in memory, same cap.
   const service = new AlertService({
-    mqtt: m, device: config.device, topicPrefix: prefix, version: VERSION, outbox: new MemoryOutbox(MEMORY_OUTBOX_CAP),
+    mqtt: m, device: config.device, topicPrefix: prefix, version: VERSION, outbox: new MemoryOutbox(config.raw.state.outbox_rows),
     clock: deps.clock, logger, stats: deps.stats, rssBytes: () => process.memoryUsage.rss(),
   });
   const connect = async (): Promise<void> => {

@@ -3,6 +3,7 @@
 // and /grant across a fleet (device `+` = every device) and hand each message on. QoS 1
 // subscriptions; reconnects are mqtt.js's (ref/mqtt.md 4).
 
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IClientOptions } from 'mqtt';
 import { loadMqtt } from './mqtt-lib.ts';
@@ -36,7 +37,8 @@ function clientOptions(o: SubscribeOptions): IClientOptions {
   const cert = file(o.cert);
   const key = file(o.key);
   return {
-    clientId: `postern-alerts-${process.pid}`, reconnectPeriod: 2000, connectTimeout: 10_000,
+    // Random: two watchers with one id would keep disconnecting each other (MQTT 3.1.1 3.1.4).
+    clientId: `postern-alerts-${randomBytes(4).toString('hex')}`, reconnectPeriod: 2000, connectTimeout: 10_000,
     ...(o.username !== undefined && { username: o.username }), ...(password !== undefined && { password }),
     ...(ca && { ca }), ...(cert && { cert }), ...(key && { key }),
   };
