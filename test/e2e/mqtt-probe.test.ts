@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: MIT
 // The broker checks `postern doctor` uses, against a real mosquitto on this host's loopback
 // (random port, killed at the end): a plain probe, a refused port, and a broker that wants a
-// user and password, probed the way the daemon connects (password_file).
+// user and password, probed the way the daemon connects (password_file); and the daemon
+// refusing a config whose mqtt files cannot be read.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { probeBroker, probeConfiguredBroker } from '../../src/alert/probe.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { MOSQUITTO, randomPort } from './mqtt-lab.ts';
+import { BUNDLE, bundleSkipReason } from './harness.ts';
 
 const skip = process.getuid?.() === 0 ? undefined : 'needs root (mosquitto runs as root here)';
 
@@ -43,4 +45,23 @@ test('probes: plain, refused, and with the configured credentials', { skip }, as
   assert.ok(missing.ok);
   const r = await probeConfiguredBroker(missing.config.raw.mqtt!, 'rtr01', 3000);
   assert.ok(!r.ok && /password_file: cannot read/.test(r.error), JSON.stringify(r));
+});
+
+test('the daemon refuses to start when an mqtt file cannot be read, listing each', { skip: bundleSkipReason() }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-mqcfg-'));
+  try {
+    const config = join(dir, 'config.json');
+    writeFileSync(config, JSON.stringify({
+      device: 'rtr01', guarded: ['tcp/22'], keys: [], state: { database: ':memory:' }, control: { socket: join(dir, 'c.sock') },
+      mqtt: { url: 'mqtts://127.0.0.1:1', username: 'u', password_file: join(dir, 'nope'), tls: { ca: join(dir, 'ca.pem') } },
+    }), { mode: 0o600 });
+    // --dry-run: nothing would touch the firewall even if the start went further.
+    const r = spawnSync(process.execPath, [BUNDLE, 'daemon', '--config', config, '--dry-run'], { encoding: 'utf8', timeout: 15_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /refusing to start.*2 error\(s\)/);
+    assert.match(r.stderr, /\/mqtt\/password_file: cannot read .*nope \(ENOENT\)/);
+    assert.match(r.stderr, /\/mqtt\/tls\/ca: cannot read .*ca\.pem \(ENOENT\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
