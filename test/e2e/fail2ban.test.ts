@@ -20,11 +20,11 @@ const COMMON = '/etc/fail2ban/filter.d/common.conf';
 const skip = labSkipReason() ?? bundleSkipReason() ?? (existsSync(F2B) && existsSync(COMMON) ? undefined : 'needs fail2ban-regex (apt-get install fail2ban)');
 
 /** What syslog (or logread) puts before each stderr line of the service. */
-function syslogLine(line: string, pid: number): string {
+function syslogLine(line: string, pid: number, tag: string): string {
   const d = new Date();
   const mon = d.toLocaleString('en-US', { month: 'short', timeZone: 'UTC' });
   const hms = d.toISOString().slice(11, 19);
-  return `${mon} ${String(d.getUTCDate()).padStart(2, ' ')} ${hms} router postern[${pid}]: ${line}`;
+  return `${mon} ${String(d.getUTCDate()).padStart(2, ' ')} ${hms} router ${tag}[${pid}]: ${line}`;
 }
 
 test('fail2ban-regex: the filter matches only authenticated policy refusals in real daemon logs', { skip }, async (t) => {
@@ -58,13 +58,14 @@ test('fail2ban-regex: the filter matches only authenticated policy refusals in r
   copyFileSync(FILTER, join(conf, 'filter.d', 'postern.conf'));
   copyFileSync(COMMON, join(conf, 'filter.d', 'common.conf'));
   const log = join(w.dir, 'syslog');
-  writeFileSync(log, lines.map((l) => syslogLine(l, w.daemon.pid)).join('\n') + '\n');
+  // Tagged postern (SyslogIdentifier=postern) and node (a unit without one): both match.
+  writeFileSync(log, [...lines.map((l) => syslogLine(l, w.daemon.pid, 'postern')), ...lines.map((l) => syslogLine(l, w.daemon.pid, 'node'))].join('\n') + '\n');
   const r = await lab.exec(lab.router, [F2B, '--config', conf, '-o', 'ip', log, join(conf, 'filter.d', 'postern.conf')], { timeoutMs: 30_000 });
   assert.equal(r.code, 0, r.stderr);
   const banned = r.stdout.split('\n').filter((l) => l.trim() !== '');
   const denied = lines.filter((l) => /msg=(refused|"refused \(repeats\)") reason=denied_/.test(l));
   assert.ok(denied.length >= 2, denied.join('\n'));
-  assert.equal(banned.length, denied.length, `matched ${banned.join(',')} for:\n${denied.join('\n')}`);
+  assert.equal(banned.length, 2 * denied.length, `matched ${banned.join(',')} for:\n${denied.join('\n')}`);
   assert.deepEqual([...new Set(banned)], [lab.client.ip4]);
   assert.ok(!banned.includes(lab.attacker.ip4), 'nothing the attacker sent can ban anyone');
 });
