@@ -28,7 +28,7 @@ die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
 APT_NEEDS=(
   "npm:npm" "ip:iproute2" "iptables:iptables" "ip6tables:iptables" "nft:nftables"
   "make:make" "g++:g++" "python3:python3" "fwknop:fwknop-client" "fwknopd:fwknop-server"
-  "knock:knockd" "mosquitto:mosquitto" "ssh:openssh-client"
+  "knock:knockd" "mosquitto:mosquitto" "ssh:openssh-client" "openssl:openssl" "fail2ban-regex:fail2ban"
 )
 
 apt_deps() {

@@ -14,6 +14,11 @@ import { knockCommand } from './cli/knock.ts';
 import { openCommand } from './cli/open.ts';
 import { profileCommand } from './cli/profile.ts';
 import { sshCommand } from './cli/ssh.ts';
+import { statusCommand } from './cli/status.ts';
+import { grantsCommand } from './cli/grants.ts';
+import { logCommand } from './cli/log.ts';
+import { keysCommand } from './cli/keys.ts';
+import { alertsCommand } from './cli/alerts.ts';
 import { VERSION } from './version.ts';
 
 const VERSION_USAGE = 'usage: postern version\n\n  Prints postern\'s version and the Node it runs on.';
@@ -29,7 +34,7 @@ const versionCommand: Command = {
 
 export const COMMANDS: readonly Command[] = [
   daemonCommand, openCommand, sshCommand, knockCommand, keygenCommand, profileCommand, configCommand, doctorCommand, importCommand,
-  deviceKeyCommand, enrollCommand, versionCommand,
+  statusCommand, grantsCommand, logCommand, keysCommand, alertsCommand, deviceKeyCommand, enrollCommand, versionCommand,
 ];
 
 function help(): string {

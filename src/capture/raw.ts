@@ -131,17 +131,25 @@ function icmpFrame(r: IcmpResult): Decoded<Frame, string> | undefined {
 /** Send one ICMP (family 4) or ICMPv6 (family 6) message, already encoded, to `address`.
  *  For the technician's `postern open --icmp`; needs root or CAP_NET_RAW. The ICMPv6
  *  checksum is filled in by the kernel (RFC 3542 §3.1); the ICMP one must be in `msg`. */
+/** Sockets with a send in flight. raw-socket's native wrap does not keep its JS socket
+ *  alive: a socket only our own suspended promise refers to can be garbage-collected with
+ *  the send still queued, its poll handle closes, and the process exits (status 0, nothing
+ *  sent) before the callback. Seen with `postern open --icmp` once the bundle grew. */
+const SENDING = new Set<RawSocket>();
+
 export async function sendIcmpMessage(msg: Buffer, address: string, family: 4 | 6): Promise<void> {
   const raw = loadRawSocket();
   const sock = family === 6
     ? raw.createSocket({ protocol: raw.Protocol.ICMPv6, addressFamily: raw.AddressFamily.IPv6 })
     : raw.createSocket({ protocol: raw.Protocol.ICMP, addressFamily: raw.AddressFamily.IPv4 });
+  SENDING.add(sock);
   try {
     await new Promise<void>((resolve, reject) => {
       sock.on('error', reject);
       sock.send(msg, 0, msg.length, address, (err) => (err ? reject(err) : resolve()));
     });
   } finally {
+    SENDING.delete(sock);
     sock.close();
   }
 }

@@ -11,6 +11,7 @@ import { systemClock } from '../platform/clock.ts';
 import { ConfigError, Daemon } from '../daemon/daemon.ts';
 import { makeBackend, makeCapture, resolveBackendName } from '../daemon/wiring.ts';
 import { doorlessReason, loadConfigFile } from '../config/load.ts';
+import { createAlerts, statsFromStatus } from '../alert/start.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, out, parseCommandArgs, type Command } from './command.ts';
 
 const USAGE = `usage: postern daemon --config FILE [--dry-run] [--log-level debug|info|warn|error]
@@ -51,20 +52,37 @@ async function run(args: string[]): Promise<number> {
   const logger = createLogger({ level: (values['log-level'] ?? pre.config.raw.log_level) as Level });
   // The backend is chosen once per process: changing firewall.backend takes a restart.
   const backend = values['dry-run'] === true ? 'dry-run' : await resolveBackendName(pre.config);
-  const daemon = new Daemon({
+  // Alerts exist before the daemon starts, so start-up events (database state) are kept;
+  // they wait in memory until the store's outbox is attached. mqtt changes take a restart.
+  const alerts = createAlerts(pre.config, { clock: systemClock, logger, stats: () => statsFromStatus(daemon.status()) });
+  if (!alerts.ok) {
+    errOut(`postern: refusing to start, ${values.config} has ${alerts.errors.length} error(s):`);
+    for (const e of alerts.errors) errOut(`  ${e}`);
+    return EXIT_FAIL;
+  }
+  const daemon: Daemon = new Daemon({
     configPath: values.config, logger, clock: systemClock,
     makeBackend: (c) => makeBackend(c, backend, { logger: logger.child('firewall'), clock: systemClock }),
     makeCapture: (c) => makeCapture(c, logger.child('capture')),
+    ...(alerts.service && { events: alerts.service }),
+    // Alerts stop while the store is open: the last summed alerts and the grants closed by
+    // stop() go into its outbox, are sent if the broker is there (then `offline`), and
+    // otherwise wait in the database for the next start.
+    ...(alerts.service && { beforeStoreClose: () => alerts.service?.stop() ?? Promise.resolve() }),
   });
   // Handlers go in before start(): a signal during start-up must not kill the process
   // with rules half-installed (Node's default action for SIGHUP/SIGTERM is to exit).
   const exited = handleSignals(daemon, logger);
   try {
     await daemon.start();
+    const outbox = daemon.outbox();
+    if (outbox) alerts.service?.useOutbox(outbox);
+    await alerts.connect();
   } catch (err) {
     if (err instanceof ConfigError) errOut(err.message);
     else logger.error('start failed', { error: err instanceof Error ? err.message : String(err) });
     await daemon.stop().catch(() => undefined);
+    await alerts.service?.stop().catch(() => undefined);
     return EXIT_FAIL;
   }
   return exited;

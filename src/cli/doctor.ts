@@ -2,8 +2,6 @@
 // `postern doctor`: checks what the daemon needs on this device, and says how to fix each
 // failure. Read-only: it never changes the firewall or the database.
 
-import { accessSync, constants, existsSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { loadConfigFile, type Config } from '../config/load.ts';
 import { probeRawSocket } from '../capture/raw.ts';
 import { spawnRunner } from '../firewall/exec.ts';
@@ -11,6 +9,7 @@ import { resolveBackendName } from '../daemon/wiring.ts';
 import { clockTrusted, SYNC_MARKERS } from '../platform/clock-sync.ts';
 import { EXIT_FAIL, EXIT_OK, out, parseCommandArgs, type Command } from './command.ts';
 import { firewallChecks } from './doctor-firewall.ts';
+import { brokerCheck, controlCheck, databaseCheck } from './doctor-state.ts';
 
 export type Status = 'ok' | 'warn' | 'fail';
 
@@ -24,9 +23,11 @@ export interface Check {
 const USAGE = `usage: postern doctor [--config FILE] [--json]
 
   Checks, without changing anything: the config, raw-socket permission, the firewall
-  backend and its binaries and state, OpenWrt fw4 integration, clock sync, and the state
-  database. Each failure says how to fix it. Exit 0 when nothing failed, 1 otherwise.
-  --config FILE   the daemon's config (default /etc/postern/config.json)`;
+  backend and its binaries and state, OpenWrt fw4 integration, clock sync, the state
+  database, whether the daemon answers on its control socket, and (with mqtt) broker
+  reachability. Each failure says how to fix it. Exit 0 when nothing failed, 1 otherwise.
+  --config FILE   the daemon's config (default /etc/postern/config.json)
+  --json          {"checks": [{"name", "status", "detail", "fix"?}]}`;
 
 const DEFAULT_CONFIG = '/etc/postern/config.json';
 
@@ -49,18 +50,6 @@ function clockCheck(config: Config): Check {
     `sync time (systemd-timesyncd creates ${SYNC_MARKERS[0]}; on OpenWrt an NTP hotplug hook touches ${SYNC_MARKERS[1]})`);
 }
 
-function databaseCheck(config: Config): Check {
-  const path = config.raw.state.database;
-  if (path === ':memory:') return check('database', 'warn', 'state.database is :memory:: replay state does not survive a restart', 'set state.database to a file on persistent storage');
-  const target = existsSync(path) ? path : dirname(path);
-  try {
-    accessSync(target, constants.R_OK | constants.W_OK);
-    return check('database', 'ok', existsSync(path) ? `${path} is readable and writable` : `${path} will be created (directory writable)`);
-  } catch {
-    return check('database', 'fail', `${target} is not writable`, `create ${dirname(path)} owned by the daemon's user, or point state.database elsewhere`);
-  }
-}
-
 export async function runChecks(configPath: string): Promise<Check[]> {
   const loaded = loadConfigFile(configPath);
   if (!loaded.ok) {
@@ -75,6 +64,8 @@ export async function runChecks(configPath: string): Promise<Check[]> {
     ...(await firewallChecks(config, backend, spawnRunner)),
     clockCheck(config),
     databaseCheck(config),
+    await controlCheck(config),
+    ...[await brokerCheck(config)].flatMap((c) => c ?? []),
   ];
 }
 

@@ -9,6 +9,7 @@ import { buildFwknopStanza, fwknopErrors, type FwknopStanzaConfig } from './fwkn
 import { buildDoor, doorErrors } from './doors.ts';
 import type { DoorConfig } from '../knock/door.ts';
 import { ConfigSchema, type RawConfig, type RawForward, type RawKey } from './schema.ts';
+import { mqttErrors } from './mqtt.ts';
 import type { ForwardTarget, Service } from '../firewall/types.ts';
 import { parseCredential, keyIdHex, CREDENTIAL_ERRORS, type Credential } from '../spa/credential.ts';
 import { KEY_STRING_ERRORS, TECH_IDENTITY_PREFIX, TECH_PUBLIC_PREFIX, parseTechPublic, type TechPublicKey } from '../spa/asym-keys.ts';
@@ -72,7 +73,7 @@ export function serviceText(s: Service): string {
 function show(path: string, value: unknown): string {
   const s = JSON.stringify(value);
   // By path, and by content: a misspelt key or a bare string may still hold a credential.
-  if (/credential|(^|\/)(hmac_)?key(_base64)?$/.test(path) || (s !== undefined && /postern1:|postern-id1:|postern-idenc1:/.test(s))) return '(hidden)';
+  if (/credential|password|(^|\/)(hmac_)?key(_base64)?$/.test(path) || (s !== undefined && /postern1:|postern-id1:|postern-idenc1:/.test(s))) return '(hidden)';
   return s === undefined ? 'nothing' : s.length > 60 ? s.slice(0, 57) + '...' : s;
 }
 
@@ -165,7 +166,7 @@ function crossErrors(raw: RawConfig): string[] {
   for (const name of new Set(duplicates(raw.keys.map((k) => k.name)))) errors.push(`/keys: duplicate key name ${show('', name)}`);
   const ids = raw.keys.flatMap((k) => { const id = stanzaKeyId(k.credential); return id === undefined ? [] : [keyIdHex(id)]; });
   for (const id of new Set(duplicates(ids))) errors.push(`/keys: two keys share key id ${id} (generate a new credential for one)`);
-  return [...errors, ...fwknopErrors(raw, guarded, { parse: parseService, forwardErrors }), ...doorErrors(raw, guarded)];
+  return [...errors, ...fwknopErrors(raw, guarded, { parse: parseService, forwardErrors }), ...doorErrors(raw, guarded), ...mqttErrors(raw.mqtt)];
 }
 
 function buildPolicy(k: RawKey, keyId: number): KeyPolicy {

@@ -5,6 +5,7 @@
 // key and test/unit/config/docs.test.ts checks that the documented example validates.
 
 import { Type, type Static } from '@sinclair/typebox';
+import { MqttSchema } from './mqtt.ts';
 
 /** Default SPA port. fwknop owns 62201; 62442 is outside Linux's ephemeral range
  *  (32768-60999), so an outgoing connection of the board never takes it. */
@@ -96,6 +97,15 @@ export const ForwardingSchema = Type.Object({
 export const StateSchema = Type.Object({
   database: Type.String({ minLength: 1, default: '/var/lib/postern/state.db', description: 'SQLite file, or :memory:' }),
   device_key: Type.String({ minLength: 1, default: '/var/lib/postern/device.key', description: "the device's X25519 key (mode 0600), made at first start when technician keys are configured" }),
+  audit_rows: Type.Integer({ minimum: 100, maximum: 1_000_000, default: 10_000, description: 'audit table cap; oldest rows pruned' }),
+  outbox_rows: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 10_000, description: 'MQTT outbox cap; oldest dropped' }),
+  grant_rows: Type.Integer({ minimum: 16, maximum: 65_536, default: 4096, description: 'persisted grants at most' }),
+  flush_interval_s: Type.Integer({ minimum: 1, maximum: 300, default: 5, description: 'audit and counters are written at most this often' }),
+  audit_sources: Type.Integer({ minimum: 1, maximum: 1024, default: 32, description: 'distinct (reason, source) rows per interval; the rest are one overflow row' }),
+}, { additionalProperties: false, default: {} });
+
+export const ControlSchema = Type.Object({
+  socket: Type.String({ minLength: 1, maxLength: 100, default: '/run/postern/control.sock', description: 'unix socket of postern status/grants/keys' }),
 }, { additionalProperties: false, default: {} });
 
 /** Port knocking (docs/config.md "Knock doors"). */
@@ -145,10 +155,12 @@ export const ConfigSchema = Type.Object({
   keys: Type.Array(KeySchema, { maxItems: 1024 }),
   firewall: FirewallSchema,
   state: StateSchema,
+  control: ControlSchema,
   forwarding: ForwardingSchema,
   fwknop: FwknopSchema,
   knock: KnockSchema,
   doors: Type.Array(DoorSchema, { maxItems: 64, default: [] }),
+  mqtt: Type.Optional(MqttSchema),
 }, { additionalProperties: false });
 
 export type RawConfig = Static<typeof ConfigSchema>;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The daemon's lifecycle: the constructor stores dependencies; start() brings up, in
-// order, firewall guard -> reconcile leftovers -> capture; stop() takes them down in
-// reverse. reload() (SIGHUP) applies a new config only if it validates completely.
+// order, state store -> firewall guard -> restore grants + reconcile leftovers -> capture
+// -> control socket; stop() takes them down in reverse. reload() (SIGHUP, or `reload` on
+// the control socket) applies a new config only if it validates completely.
 
 import { loadConfigFile, type Config } from '../config/load.ts';
 import type { FirewallBackend } from '../firewall/types.ts';
@@ -13,22 +14,26 @@ import { clockTrusted } from '../platform/clock-sync.ts';
 import { decideSpa, type SpaDecision } from '../pipeline/spa.ts';
 import { Counters, type DropReason } from '../pipeline/reasons.ts';
 import { MAX_PACKET, MIN_PACKET } from '../spa/constants.ts';
-import { buildKeyTable, prepareKey, type KeyTable } from '../spa/packet.ts';
 import { keyIdHex } from '../spa/credential.ts';
-import type { KeyConfig, TechKeyConfig } from '../config/load.ts';
-import { KeyBuckets } from '../pipeline/token-bucket.ts';
 import type { DeviceKey } from '../spa/asym.ts';
 import { deviceKeyFor } from './device-key.ts';
 import type { Frame } from '../wire/frame.ts';
 import type { PacketSource } from '../capture/raw.ts';
 import { checkForwarding } from '../platform/ip-forward.ts';
 import { ReplayDomain } from './replay-domain.ts';
-import { decideFwknop, stanzaReplayId, type FwknopStanza } from '../pipeline/fwknop.ts';
-import { prepareFwknopKey } from '../fwknop/keys.ts';
+import { decideFwknop } from '../pipeline/fwknop.ts';
+import { activate, type Active } from './active.ts';
 import type { GrantPlan } from '../policy/decide.ts';
 import { spawnRunner, type Runner } from '../firewall/exec.ts';
 import { KnockService, knockCaptureKey } from './knock.ts';
 import { capturePorts, guardSpec, isKnockFrame } from './guard-spec.ts';
+import type { EventSink } from '../alert/events.ts';
+import type { Grant } from '../firewall/types.ts';
+import type { Store } from '../store/store.ts';
+import type { ControlServer } from '../control/server.ts';
+import { controlHandler } from './control.ts';
+import { grantView, keyViews, type DaemonStatus, type KeyView } from './status.ts';
+import { openStore, restoreGrants, startControl, storeJournal } from './state.ts';
 
 export { capturePorts, guardSpec } from './guard-spec.ts';
 
@@ -40,6 +45,12 @@ export interface DaemonDeps {
   readonly makeCapture: (config: Config) => PacketSource;
   /** Runs door commands (knock start/stop); default spawnRunner. */
   readonly runner?: Runner;
+  /** Told about every refusal, grant change and database state change (MQTT alerts). */
+  readonly events?: EventSink;
+  /** Listen on control.socket (default true; unit tests with fakes turn it off). */
+  readonly control?: boolean;
+  /** Runs in stop() while the store is still open (alerts drain their outbox into it). */
+  readonly beforeStoreClose?: () => Promise<void>;
 }
 
 /** Live grants at most (a flood of valid packets cannot grow the ruleset without bound). */
@@ -48,28 +59,6 @@ const LOG_INTERVAL_MS = 10_000;
 /** Counters are logged this often, when they changed. */
 const STATS_INTERVAL_MS = 60_000;
 const LOG_MAX_TRACKED = 32;
-
-interface Active {
-  readonly config: Config;
-  readonly keys: KeyTable;
-  readonly keyConfigs: ReadonlyMap<number, KeyConfig>;
-  readonly fwknop: readonly FwknopStanza[];
-  /** Technician keys and the device key; undefined when the config has no technician key. */
-  readonly asym: { readonly keys: ReadonlyMap<number, TechKeyConfig>; readonly device: DeviceKey; readonly buckets: KeyBuckets } | undefined;
-}
-
-function activate(config: Config, device: DeviceKey | undefined): Active {
-  const keys = buildKeyTable(config.keys.map((k) => prepareKey(k.name, k.credential)));
-  const fwknop = config.fwknop.map((st) => ({
-    config: st, replayId: stanzaReplayId(st.name),
-    key: prepareFwknopKey({ key: st.key, hmacKey: st.hmacKey, hmacType: st.hmacType }),
-  }));
-  const asym = device && config.techKeys.length > 0 ? {
-    keys: new Map(config.techKeys.map((k) => [k.keyId, k])), device,
-    buckets: new KeyBuckets({ burst: config.raw.spa.asym_burst, perSecond: config.raw.spa.asym_rate }),
-  } : undefined;
-  return { config, keys, keyConfigs: new Map(config.keys.map((k) => [k.credential.keyId, k])), fwknop, asym };
-}
 
 /** Refusals that, over ICMP, mean "an ordinary ping", not "a bad SPA packet". */
 const NOT_OURS_OVER_ICMP: ReadonlySet<DropReason> = new Set(['too_short', 'too_long', 'unknown_key', 'fwknop_malformed']);
@@ -89,6 +78,10 @@ export class Daemon {
   #started = false;
   /** Public-key operations counted by buckets of earlier configs (buckets restart on reload). */
   #pkOpsBefore = 0;
+  #stopping = false;
+  #startedMs = 0;
+  #store: Store | undefined;
+  #control: ControlServer | undefined;
   #aggregator: FailureAggregator;
   #timers: Cancel[] = [];
   #log: Logger;
@@ -118,16 +111,23 @@ export class Daemon {
     this.#knock = this.#makeKnock(config);
     const knockErrors = this.#knock?.load() ?? [];
     if (knockErrors.length > 0) throw new ConfigError(knockErrors);
-    this.#openState(config);
+    this.#startedMs = this.#deps.clock.wallMs();
+    const store = this.#openState(config);
     this.#backend = this.#deps.makeBackend(config);
-    this.#grants = new GrantManager({ backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'), maxGrants: MAX_GRANTS });
+    this.#grants = new GrantManager({
+      backend: this.#backend, clock: this.#deps.clock, logger: this.#log.child('grant'),
+      maxGrants: Math.min(MAX_GRANTS, config.raw.state.grant_rows), journal: storeJournal(store, this.#deps.clock),
+      onClose: (g, why) => this.#closed(g, why),
+    });
     checkForwarding(config, this.#log);
     await this.#backend.start(guardSpec(config, this.#knock?.ports()));
-    // Removes every rule a crashed daemon left: nothing is live yet, so all tagged rules go.
+    await restoreGrants(this.#grants, store, this.#log);
+    // Removes every rule a crashed daemon left that is not a restored grant.
     await this.#grants.reconcile();
     await this.#startCapture(config);
     this.#startTimers(config);
     this.#knock?.start();
+    await this.#startControl(config);
     this.#started = true;
     this.#log.info('postern started', {
       device: config.device, backend: this.#backend.name, spa_port: config.raw.spa.port,
@@ -153,12 +153,28 @@ export class Daemon {
     });
   }
 
-  #openState(config: Config): void {
+  #openState(config: Config): Store {
     const log = this.#log.child('state');
-    const db = config.raw.state.database;
-    this.#replay = ReplayDomain.open(db, 'replay', { capacity: config.raw.spa.replay_ring, windowMs: config.raw.spa.window_s * 1000 }, log);
+    const store = openStore(config, log, this.#deps.clock, this.#deps.events);
+    this.#store = store;
+    this.#replay = ReplayDomain.open(store, 'replay', { capacity: config.raw.spa.replay_ring, windowMs: config.raw.spa.window_s * 1000 }, log);
     // fwknop's age window (MAX_SPA_PACKET_AGE) is its own, so its ring is too.
-    this.#fwknopReplay = ReplayDomain.open(db, 'fwknop_replay', { capacity: config.raw.spa.replay_ring, windowMs: config.raw.fwknop.max_age_s * 1000 }, log);
+    this.#fwknopReplay = ReplayDomain.open(store, 'fwknop_replay', { capacity: config.raw.spa.replay_ring, windowMs: config.raw.fwknop.max_age_s * 1000 }, log);
+    return store;
+  }
+
+  async #startControl(config: Config): Promise<void> {
+    if (this.#deps.control !== false) this.#control = await startControl(config.raw.control.socket, controlHandler(this), this.#log);
+  }
+
+  #closed(g: Grant, why: string): void {
+    const atMs = this.#deps.clock.wallMs();
+    this.#store?.audit('closed', g.address, g.key, atMs);
+    this.#deps.events?.emit({
+      type: 'grant', action: 'closed', grantId: g.id, key: g.key, source: g.address, address: g.address,
+      services: g.services.map((x) => `${x.proto}/${x.port}`), atMs,
+    });
+    this.#log.debug(() => `grant ${g.id} closed: ${why}`);
   }
 
   async #startCapture(config: Config): Promise<void> {
@@ -167,11 +183,17 @@ export class Daemon {
   }
 
   #startTimers(config: Config): void {
+    // One slot per periodic job, overwritten on every tick: the array never grows.
     const every = (ms: number, fn: () => void) => {
-      const tick = () => { fn(); this.#timers.push(this.#deps.clock.schedule(ms, tick)); };
-      this.#timers.push(this.#deps.clock.schedule(ms, tick));
+      const slot = this.#timers.length;
+      const tick = () => { fn(); this.#timers[slot] = this.#deps.clock.schedule(ms, tick); };
+      this.#timers[slot] = this.#deps.clock.schedule(ms, tick);
     };
     every(LOG_INTERVAL_MS, () => this.#aggregator.flush());
+    every(config.raw.state.flush_interval_s * 1000, () => {
+      this.#store?.setCounters(this.counters.snapshot());
+      this.#store?.flush();
+    });
     let last = '';
     every(STATS_INTERVAL_MS, () => {
       const snap = this.counters.snapshot();
@@ -260,8 +282,7 @@ export class Daemon {
 
   #act(d: SpaDecision, source: string): void {
     if (d.kind === 'drop') {
-      this.counters.drop(d.reason);
-      this.#aggregator.record(d.reason, source, d.key);
+      this.#refused(d.reason, source, d.key);
     } else if (d.kind === 'close') {
       void this.#grants?.revokeMatching(d.key.name, d.address).then((n) => {
         this.counters.closed += n;
@@ -274,23 +295,34 @@ export class Daemon {
     }
   }
 
+  /** Every classified refusal: counter, log aggregator, audit buffer, alert event. */
+  #refused(reason: DropReason, source: string, key: string | undefined): void {
+    this.counters.drop(reason);
+    this.#aggregator.record(reason, source, key);
+    const atMs = this.#deps.clock.wallMs();
+    this.#store?.audit(reason, source, key, atMs);
+    this.#deps.events?.emit({ type: 'failure', reason, source, key, atMs });
+  }
+
   async #open(name: string, plan: GrantPlan, source: string, fields: Record<string, string>): Promise<void> {
     try {
-      const ev = await this.#grants?.grant(name, plan);
-      if (!ev) {
-        this.counters.drop('grant_limit');
-        this.#aggregator.record('grant_limit', source, name);
-        return;
-      }
+      const ev = await this.#grants?.grant(name, plan, source);
+      if (!ev) return this.#refused('grant_limit', source, name);
       if (ev.extended) this.counters.extended++;
       else this.counters.accepted++;
+      const atMs = this.#deps.clock.wallMs();
+      this.#store?.audit(ev.extended ? 'extended' : 'accepted', source, name, atMs);
+      this.#deps.events?.emit({
+        type: 'grant', action: ev.extended ? 'extended' : 'opened', grantId: ev.grant.id, key: name, source, address: plan.address,
+        services: plan.services.map((s) => `${s.proto}/${s.port}`), expiresMs: ev.grant.expiresAtMs, atMs,
+      });
       this.#log.info(ev.extended ? 'grant extended' : 'grant opened', {
         key: name, ...fields, source, address: plan.address,
         services: plan.services.map((s) => `${s.proto}/${s.port}`).join(','), duration_s: plan.durationS, grant: ev.grant.id,
         prefix: plan.prefix, forward_to: plan.forward ? `${plan.forward.address}:${plan.forward.port}` : undefined,
       });
     } catch (err) {
-      this.counters.drop('firewall_error');
+      this.#refused('firewall_error', source, name);
       this.#log.error('grant failed', { key: name, source, error: String(err) });
     }
   }
@@ -347,7 +379,28 @@ export class Daemon {
     return true;
   }
 
+  status(): DaemonStatus {
+    const grants = this.#grants?.list() ?? [];
+    return {
+      version: 1, device: this.#active?.config.device ?? '', state: this.#stopping ? 'stopping' : this.#started ? 'running' : 'starting',
+      pid: process.pid, startedMs: this.#startedMs, backend: this.#backend?.name ?? '', clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
+      database: this.#store?.status() ?? { state: 'memory', path: '', reason: 'not started', writes: 0, bytes: 0 },
+      counters: this.counters.snapshot(), grantsOpen: grants.length, grants: grants.map(grantView), rssBytes: process.memoryUsage.rss(),
+    };
+  }
+
+  keys(): KeyView[] {
+    return keyViews(this.#active?.config.keys ?? []);
+  }
+
+  /** The outbox MQTT alerts go through: SQLite, or memory while the database is unusable. */
+  outbox(): ReturnType<Store['outbox']> | undefined {
+    return this.#store?.outbox();
+  }
+
   async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#control?.stop();
     for (const cancel of this.#timers) cancel();
     this.#timers = [];
     this.#capture?.stop();
@@ -357,8 +410,9 @@ export class Daemon {
     await this.#grants?.stop();
     const keep = this.#active?.config.raw.firewall.keep_guarding_on_exit ?? false;
     await this.#backend?.stop({ keepGuarding: keep });
-    this.#replay?.close();
-    this.#fwknopReplay?.close();
+    await this.#deps.beforeStoreClose?.().catch(() => undefined);
+    this.#store?.setCounters(this.counters.snapshot());
+    this.#store?.close();
     this.#log.info('postern stopped', { ...this.counters.snapshot(), ...this.#knockStats(), kept_guarding: keep });
   }
 }

@@ -4,6 +4,8 @@
 // Expiry runs on monotonic timers, so a wall-clock step neither shortens nor extends a
 // grant (DESIGN.md fact 8); the wall-clock expiry only goes into rule tags, for
 // reconciliation after a crash. Firewall operations run one at a time, in order.
+// With a journal (the state store), every grant is saved before the firewall applies it
+// and removed when it closes; restore() brings the journal's open grants back at start.
 
 import { randomBytes } from 'node:crypto';
 import type { Clock, Cancel } from '../platform/clock.ts';
@@ -16,12 +18,27 @@ export interface GrantEvent {
   readonly extended: boolean;
 }
 
+/** Where grants are persisted (src/store via the daemon). Must not throw. */
+export interface GrantJournal {
+  save(grant: Grant, source: string, durationMs: number): void;
+  remove(id: string): void;
+}
+
+/** A grant as the journal returned it at start. */
+export interface JournalGrant {
+  readonly grant: Grant;
+  readonly durationMs: number;
+}
+
 export interface GrantManagerDeps {
   readonly backend: FirewallBackend;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Live grants at most; a flood of valid packets cannot grow the ruleset without bound. */
   readonly maxGrants: number;
+  readonly journal?: GrantJournal;
+  /** Told about every grant that closes (expired, closed by client, revoked). */
+  readonly onClose?: (grant: Grant, why: string) => void;
 }
 
 interface Live {
@@ -34,7 +51,7 @@ function serviceKey(services: readonly Service[]): string {
   return services.map((s) => `${s.proto}/${s.port}`).sort().join(',');
 }
 
-function identity(key: string, plan: GrantPlan): string {
+function identity(key: string, plan: Pick<GrantPlan, 'address' | 'prefix' | 'services' | 'forward'>): string {
   const fwd = plan.forward ? `>${plan.forward.address}:${plan.forward.port}` : '';
   return `${key}|${plan.address}/${plan.prefix ?? ''}|${serviceKey(plan.services)}${fwd}`;
 }
@@ -64,7 +81,7 @@ export class GrantManager {
   }
 
   /** Open (or extend) a grant. Resolves once the firewall has it. */
-  grant(keyName: string, plan: GrantPlan): Promise<GrantEvent | undefined> {
+  grant(keyName: string, plan: GrantPlan, source: string = plan.address): Promise<GrantEvent | undefined> {
     return this.#enqueue(async () => {
       const id = identity(keyName, plan);
       const prev = this.#live.get(id);
@@ -83,11 +100,63 @@ export class GrantManager {
         ...(plan.forward && { forward: plan.forward }),
         expiresAtMs: Math.ceil(clock.wallMs() + (expiresMono - clock.monoMs())),
       };
-      await this.#deps.backend.applyGrant(grant, prev?.grant);
+      // Saved first: a crash during apply then restores the grant rather than losing it.
+      this.#deps.journal?.save(grant, source, Math.max(durationMs, expiresMono - clock.monoMs()));
+      try {
+        await this.#deps.backend.applyGrant(grant, prev?.grant);
+      } catch (err) {
+        if (!prev) this.#deps.journal?.remove(grant.id);
+        throw err;
+      }
       prev?.cancel();
-      const cancel = clock.schedule(expiresMono - clock.monoMs(), () => void this.#expire(id, grant.id));
-      this.#live.set(id, { grant, expiresMono, cancel });
+      this.#track(id, grant, expiresMono);
       return { grant, extended: prev !== undefined };
+    });
+  }
+
+  #track(id: string, grant: Grant, expiresMono: number): void {
+    const { clock } = this.#deps;
+    const cancel = clock.schedule(expiresMono - clock.monoMs(), () => void this.#expire(id, grant.id));
+    this.#live.set(id, { grant, expiresMono, cancel });
+  }
+
+  /** At start, before reconcile(): journal grants still open come back with the time they
+   *  have left by the wall clock, never more than their full duration (a clock stepped back
+   *  cannot lengthen them); expired ones, and any superseded by a later grant for the same
+   *  tuple, leave the journal. reconcile() then re-adds missing rules and removes every
+   *  other rule. Returns the restored and the dropped grants. */
+  restore(stored: readonly JournalGrant[]): Promise<{ restored: Grant[]; expired: Grant[] }> {
+    return this.#enqueue(async () => {
+      const { clock } = this.#deps;
+      const restored: Grant[] = [];
+      const expired: Grant[] = [];
+      // Latest expiry first: of two rows for one tuple, the longer one is kept.
+      for (const s of [...stored].sort((a, b) => b.grant.expiresAtMs - a.grant.expiresAtMs)) {
+        const left = Math.min(s.grant.expiresAtMs - clock.wallMs(), s.durationMs);
+        if (left <= 0 || this.#live.size >= this.#deps.maxGrants || this.#live.has(identity(s.grant.key, s.grant))) {
+          this.#deps.journal?.remove(s.grant.id);
+          expired.push(s.grant);
+          continue;
+        }
+        const grant: Grant = { ...s.grant, expiresAtMs: Math.ceil(clock.wallMs() + left) };
+        this.#track(identity(grant.key, grant), grant, clock.monoMs() + left);
+        restored.push(grant);
+      }
+      return { restored, expired };
+    });
+  }
+
+  /** Close one grant by id (postern grants revoke ID). Resolves false when no such grant. */
+  revokeById(grantId: string): Promise<boolean> {
+    return this.#enqueue(async () => {
+      for (const [id, live] of this.#live) {
+        if (live.grant.id !== grantId) continue;
+        live.cancel();
+        this.#live.delete(id);
+        await this.#revoke(live.grant, 'revoked');
+        return true;
+      }
+      return false;
     });
   }
 
@@ -101,6 +170,8 @@ export class GrantManager {
   }
 
   async #revoke(grant: Grant, why: string): Promise<void> {
+    this.#deps.journal?.remove(grant.id);
+    this.#deps.onClose?.(grant, why);
     try {
       await this.#deps.backend.revokeGrant(grant);
       this.#deps.logger.info('grant closed', { grant: grant.id, key: grant.key, address: grant.address, why });

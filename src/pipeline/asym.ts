@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The asymmetric class's receive path (issue 10; docs/protocol.md "Asymmetric message
 // class", receive order), cheapest rejection first (STYLE.md principle 3):
-//   key id (a technician key) -> length -> device hint (one SHA-256) -> revoked -> replay
-//   peek -> token bucket -> X25519 + HKDF + AES-SIV -> Ed25519 -> freshness -> policy.
+//   key id (a technician key) -> length -> device hint (one SHA-256) -> replay peek ->
+//   token bucket -> X25519 + HKDF + AES-SIV -> Ed25519 -> freshness -> revoked -> policy.
+// revoked_key comes only after authentication (admitMessage), so it cannot be forged.
 // Everything before the bucket costs no public-key operation, and the bucket caps what
 // follows per key id, so a flood with a known key id cannot buy unbounded CPU.
 
@@ -24,8 +25,6 @@ export function decideAsym(payload: Buffer, source: string, ctx: SpaContext, asy
   if (!tech) return drop('unknown_key');
   const env = prefilterAsym(payload, asym.device);
   if (!env.ok) return drop(env.reason, tech.name);
-  // By key id, before any public-key work: a revoked key costs nothing to refuse.
-  if (tech.revoked) return drop('revoked_key', tech.name);
   if (ctx.replay.peek(tech.keyId, env.value.tag)) return drop('replay', tech.name);
   if (!asym.buckets.take(tech.keyId, asym.monoMs)) return drop('rate_limited', tech.name);
   const opened = openAsym(env.value, tech.techKey, asym.device);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The SPA decision for one datagram, cheapest rejection first (STYLE.md principle 3):
-//   length -> key id -> revoked -> replay peek -> AES-SIV -> freshness -> replay commit -> policy.
+//   length -> key id -> replay peek -> AES-SIV -> freshness -> replay commit -> revoked -> policy.
 // A key id that names a technician key (asymmetric class) goes to decideAsym (asym.ts),
 // which joins this path again at admitMessage (freshness, replay commit, policy).
 // Synchronous and pure apart from the replay guard it is given: the caller applies the
@@ -50,7 +50,6 @@ export function decideSpa(payload: Buffer, source: string, ctx: SpaContext): Spa
   const { key } = env.value;
   const keyConfig = ctx.keyConfigs.get(key.keyId);
   if (!keyConfig) return drop('unknown_key');
-  if (keyConfig.revoked) return drop('revoked_key', key.name);
   // O(1) read before the crypto: a captured packet sent again costs no AES.
   if (ctx.replay.peek(key.keyId, env.value.tag)) return drop('replay', key.name);
   const opened = openEnvelope(env.value);
@@ -64,6 +63,10 @@ export function admitMessage(keyConfig: KeyPolicy, tag: Buffer, message: SpaMess
   // commit() decides freshness and records the packet only when fresh: one pass.
   const fresh = ctx.replay.commit(keyConfig.keyId, tag, message.timestampMs, ctx.nowMs, ctx.clockTrusted);
   if (fresh !== 'fresh') return drop(fresh, name);
+  // After authentication and after the replay commit: a spoofer who knows only the key id,
+  // or replays a captured packet, gets bad_auth or replay, never revoked_key, so
+  // revoked_key is safe to alert and ban on (docs/fail2ban.md).
+  if (keyConfig.revoked) return drop('revoked_key', name);
   const accepted: AcceptedPacket = {
     keyId: keyConfig.keyId, tag: tag.subarray(0, TRUNCATED_TAG_SIZE).toString('hex'), tsMs: message.timestampMs,
   };

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Benchmark entry: node test/bench/run.ts [core|open|grants|knock|all] [--backend all|nft|iptables]
+// Benchmark entry: node test/bench/run.ts [core|open|grants|knock|flood|all] [--backend all|nft|iptables]
 // (defaults: all, all). Also ./build.sh bench [NAME] [--backend B] and npm run bench -- NAME
 // --backend B. --backend picks the firewall backends that `open` and `grants` measure.
 // Benchmarks print figures and ratios; they never assert timings. Exit 0 when every selected
@@ -45,6 +45,14 @@ const BENCHES = {
       await runKnockBench((line) => console.log(line), backends);
     },
   },
+  flood: {
+    about: 'state database under 10 s junk and 10 s replayed-packet floods: SQLite writes/s, bytes written (root)',
+    byBackend: true,
+    run: async (backends: readonly Backend[]): Promise<void> => {
+      const { runFloodBench } = await import('./flood.ts');
+      await runFloodBench((line) => console.log(line), backends);
+    },
+  },
 } as const;
 
 export type BenchName = keyof typeof BENCHES;
@@ -59,10 +67,10 @@ export type ParsedArgs = BenchArgs | { readonly help: true } | { readonly error:
 function usage(): string {
   const rows = Object.entries(BENCHES).map(([name, b]) => `  ${name.padEnd(6)} ${b.about}`);
   return [
-    'usage: node test/bench/run.ts [core|open|grants|knock|all] [--backend all|nft|iptables]   (defaults: all, all)',
+    'usage: node test/bench/run.ts [core|open|grants|knock|flood|all] [--backend all|nft|iptables]   (defaults: all, all)',
     ...rows,
     '  all    every benchmark above, in order',
-    '  --backend  the firewall backends that open, grants and knock measure (all: nft, then iptables)',
+    '  --backend  the firewall backends that open, grants, knock and flood measure (all: nft, then iptables)',
   ].join('\n');
 }
 
@@ -110,7 +118,7 @@ export function parseBenchArgs(args: readonly string[]): ParsedArgs {
   const backends = backendsFor(parts.backend ?? 'all');
   if (backends === undefined) return { error: `unknown backend ${JSON.stringify(parts.backend)} (all, nft or iptables)` };
   if (parts.backend !== undefined && !names.some((n) => BENCHES[n].byBackend)) {
-    return { error: `${name} does not use a firewall backend: --backend applies to open, grants and knock` };
+    return { error: `${name} does not use a firewall backend: --backend applies to open, grants, knock and flood` };
   }
   return { names, backends };
 }

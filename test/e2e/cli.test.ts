@@ -22,7 +22,7 @@ import type { SpaMessage } from '../../src/spa/message.ts';
 const BUNDLE = fileURLToPath(new URL('../../dist/postern.js', import.meta.url));
 const DOCS = fileURLToPath(new URL('../../docs/cli.md', import.meta.url));
 const skip = existsSync(BUNDLE) ? false : 'needs dist/postern.js (run ./build.sh bundle)';
-const EXPECTED_COMMANDS = ['daemon', 'open', 'ssh', 'knock', 'keygen', 'profile', 'config', 'doctor', 'import', 'device-key', 'enroll', 'version'];
+const EXPECTED_COMMANDS = ['daemon', 'open', 'ssh', 'knock', 'keygen', 'profile', 'config', 'doctor', 'import', 'status', 'grants', 'log', 'keys', 'alerts', 'device-key', 'enroll', 'version'];
 /** Every command follows the parseArgs contract (--help exits 0, unknown options exit 2). */
 const PARSED_COMMANDS = EXPECTED_COMMANDS;
 const CREDENTIAL_RE = /^postern1:[A-Za-z0-9_-]{48}$/;

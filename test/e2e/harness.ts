@@ -84,6 +84,7 @@ export function setprivArgv(u: DaemonUser): string[] {
 function baseConfig(dir: string, backend: Backend, keys: readonly KeySpec[], patch: Record<string, unknown>): Record<string, unknown> {
   return {
     state: { database: join(dir, 'state.db') },
+    control: { socket: join(dir, 'control.sock') },
     device: 'lab-router',
     log_level: 'info',
     guarded: [`tcp/${SERVICE_PORT}`, 'tcp/443'],

@@ -11,7 +11,7 @@ test('the entry offers exactly the harness backends, in its order', () => {
 });
 
 test('defaults: every benchmark, every backend', () => {
-  assert.deepEqual(parseBenchArgs([]), { names: ['core', 'open', 'grants', 'knock'], backends: ['nft', 'iptables'] });
+  assert.deepEqual(parseBenchArgs([]), { names: ['core', 'open', 'grants', 'knock', 'flood'], backends: ['nft', 'iptables'] });
   assert.deepEqual(parseBenchArgs(['all']), parseBenchArgs([]));
   assert.deepEqual(parseBenchArgs(['all', '--backend', 'all']), parseBenchArgs([]));
 });
@@ -25,7 +25,7 @@ test('one benchmark, one backend, in either spelling and either position', () =>
   assert.deepEqual(parseBenchArgs(['grants']), { names: ['grants'], backends: ['nft', 'iptables'] });
   assert.deepEqual(parseBenchArgs(['core']), { names: ['core'], backends: ['nft', 'iptables'] });
   assert.deepEqual(parseBenchArgs(['knock', '--backend', 'nft']), { names: ['knock'], backends: ['nft'] });
-  assert.deepEqual(parseBenchArgs(['all', '--backend=nft']), { names: ['core', 'open', 'grants', 'knock'], backends: ['nft'] });
+  assert.deepEqual(parseBenchArgs(['all', '--backend=nft']), { names: ['core', 'open', 'grants', 'knock', 'flood'], backends: ['nft'] });
 });
 
 test('help wins over everything else', () => {

@@ -124,11 +124,16 @@ test('replay (peeked before the bucket) and stale', () => {
   assert.deepEqual(old.kind === 'drop' && old.reason, 'stale');
 });
 
-test('revoked technician key: revoked_key, before any public-key work', () => {
+test('revoked technician key: revoked_key only after authentication; its replay is replay', () => {
   const r = rig({ extra: { revoked: true } });
-  const d = decideSpa(seal(r), SOURCE, r.ctx);
+  const packet = seal(r);
+  const d = decideSpa(packet, SOURCE, r.ctx);
   assert.deepEqual(d.kind === 'drop' && d.reason, 'revoked_key');
-  assert.equal(r.buckets.spent, 0);
+  // The signature was verified first (one token spent), so a spoofer cannot cause this
+  // reason; the packet entered the ring, so a replay of it is a replay, not revoked_key.
+  assert.equal(r.buckets.spent, 1);
+  const again = decideSpa(packet, SOURCE, r.ctx);
+  assert.equal(again.kind === 'drop' && again.reason, 'replay');
 });
 
 test('symmetric key with revoked: true is refused as revoked_key', async () => {
