@@ -17,7 +17,7 @@
 //
 // Prerequisites come from `./build.sh emulated-prep` (run here): as root, a missing
 // prerequisite fails the test; only non-root runs skip (like every lab test), with a reason.
-// Steps are a table: a step for `postern status` is one more entry.
+// Steps are a table, run in order for each backend.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -154,6 +154,15 @@ const STEPS: readonly Step[] = [
     assert.equal((await tcpConnect(b.lab, b.lab.client, b.lab.router.ip4, SERVICE_PORT, 3000)).result, 'connected');
     assert.equal((await tcpConnect(b.lab, b.lab.attacker, b.lab.router.ip4, SERVICE_PORT, 700)).result, 'timeout');
   }],
+  ['postern status (arm64) reports the running daemon, its backend and the open grant', async (b) => {
+    const r = await inBoard(b, ['status', '--config', '/etc/postern/test.json', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const st = JSON.parse(r.stdout) as { daemon: string; backend: string; grantsOpen: number; database: { state: string } };
+    assert.equal(st.daemon, 'running');
+    assert.equal(st.backend, b.backend);
+    assert.equal(st.database.state, 'ok');
+    assert.ok(st.grantsOpen >= 1, `expected the open grant, got ${r.stdout}`);
+  }],
   ['memory: RSS idle and after a bounded flood (printed, not asserted)', async (b) => {
     const pid = b.daemon?.pid ?? 0;
     const idle = rssMb(pid);
@@ -166,7 +175,6 @@ const STEPS: readonly Step[] = [
     bare.kill('SIGKILL');
     process.stdout.write(`# arm64 (qemu-user) daemon RSS: idle ${idle} MB, after ${flood.sent} junk packets in ${flood.ms} ms ${rssMb(pid)} MB; a bare arm64 Node under the same qemu: ${bareMb} MB (qemu's translation cache is in every figure)\n`);
   }],
-  // ['postern status reports the grant', async (b) => { ... inBoard(b, ['status']) ... }],
 ];
 
 const skip = labSkipReason();

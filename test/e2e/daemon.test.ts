@@ -43,7 +43,7 @@ function suite(backend: Backend): void {
       assert.match(r.stdout, /tcp\/22 is open/);
       assert.equal((await tcpConnect(lab, lab.attacker, lab.router.ip4, SERVICE_PORT, 500)).result, 'timeout');
       assert.equal((await w.grantRules()).length, 1);
-      assert.match(w.daemon.output(), /msg="grant opened" key=tech/);
+      await w.daemon.waitForOutput(/msg="grant opened" key=tech/, 2000);
       // Hold a connection across the expiry (3 s): established traffic keeps flowing.
       const hold = runProbe<TcpHoldResult>(lab, lab.client, ['tcp-hold', lab.router.ip4, SERVICE_PORT, 5]);
       await eventually(async () => (await w.grantRules()).length === 0, 6000, 'grant rule removed at expiry');

@@ -51,7 +51,7 @@ for (const backend of BACKENDS) {
       assert.equal((await tcpConnect(lab, lab.client, lab.router.ip4, SERVICE_PORT, 500)).result, 'timeout');
       await fwknop(w, lab.client, keys, ['-A', `tcp/${SERVICE_PORT}`, '-a', lab.client.ip4, '-f', '60']);
       await eventually(async () => (await tcpConnect(lab, lab.client, lab.router.ip4, SERVICE_PORT, 300)).result === 'connected', 3000, 'fwknop grant');
-      assert.match(w.daemon.output(), /msg="grant opened" key=fwknop:laptop format=fwknop .*duration_s=60/);
+      await w.daemon.waitForOutput(/msg="grant opened" key=fwknop:laptop format=fwknop .*duration_s=60/, 2000);
       assert.equal((await tcpConnect(lab, lab.attacker, lab.router.ip4, SERVICE_PORT, 500)).result, 'timeout');
     });
   });
@@ -140,7 +140,7 @@ test('fwknop -N: a NAT request through a router reaches the LAN host only when t
   const { lab } = w;
   await fwknop(w, lab.client, keys, ['-A', 'tcp/2222', '-a', lab.client.ip4, '-N', '198.19.0.10:22']);
   await eventually(async () => (await tcpConnect(lab, lab.client, lab.router.ip4, 2222, 300)).result === 'connected', 4000, 'NAT grant');
-  assert.match(w.daemon.output(), /msg="grant opened" key=fwknop:laptop .*forward_to=198\.19\.0\.10:22/);
+  await w.daemon.waitForOutput(/msg="grant opened" key=fwknop:laptop .*forward_to=198\.19\.0\.10:22/, 2000);
   assert.equal((await tcpConnect(lab, lab.attacker, lab.router.ip4, 2222, 500)).result, 'timeout');
   await fwknop(w, lab.client, keys, ['-A', 'tcp/2222', '-a', lab.client.ip4, '-N', '198.19.0.11:22']);
   await w.daemon.waitForOutput(/reason=denied_forward/, 3000);
@@ -159,7 +159,7 @@ test('a profile of kind fwknop: postern open NAME sends fwknop packets with the 
     assert.match(list.stdout, /"kind":"fwknop"/);
     const r = await lab.exec(lab.client, [process.execPath, BUNDLE, 'open', 'edge', '--allow-ip', lab.client.ip4, '--wait'], { env, timeoutMs: 20_000 });
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.match(w.daemon.output(), /msg="grant opened" key=fwknop:laptop format=fwknop/);
+    await w.daemon.waitForOutput(/msg="grant opened" key=fwknop:laptop format=fwknop/, 2000);
   });
 });
 

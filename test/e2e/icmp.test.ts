@@ -136,7 +136,7 @@ test('[nft] the real fwknop -P icmp opens the guarded port (its default echo rep
     };
     await fwknop(lab.client, []);
     await eventually(async () => (await tcpConnect(lab, lab.client, lab.router.ip4, SERVICE_PORT, 300)).result === 'connected', 3000, 'fwknop ICMP grant');
-    assert.match(w.daemon.output(), /msg="grant opened" key=fwknop:laptop format=fwknop source=198\.18\.0\.2/);
+    await w.daemon.waitForOutput(/msg="grant opened" key=fwknop:laptop format=fwknop source=198\.18\.0\.2/, 2000);
     await fwknop(lab.attacker, ['--icmp-type', '8']);
     await w.daemon.waitForOutput(/msg="grant opened" key=fwknop:laptop format=fwknop source=198\.18\.0\.3/, 3000);
   });
