@@ -144,10 +144,8 @@ export class Daemon {
     if (config.doors.length === 0) return undefined;
     return new KnockService(config, {
       clock: this.#deps.clock, logger: this.#log.child('knock'), runner: this.#deps.runner ?? spawnRunner,
-      refuse: (reason, source, door) => {
-        this.counters.drop(reason);
-        this.#aggregator.record(reason, source, door);
-      },
+      // Knock refusals take the same path as SPA ones: counted, logged, audited, alerted.
+      refuse: (reason, source, door) => this.#refused(reason, source, door),
       opened: () => { this.counters.knocks++; },
       grant: (name, plan, source) => this.#open(name, plan, source, {}),
     });
