@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { validateConfig } from '../config/load.ts';
 import { KEY_STRING_ERRORS, parseTechPublic } from '../spa/asym-keys.ts';
-import { writeFileAtomic } from './atomic-write.ts';
+import { writeFileAtomic } from '../platform/atomic-write.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, errOut, intOption, out, parseCommandArgs, type Command } from './command.ts';
 import { parseServices } from './target.ts';
 

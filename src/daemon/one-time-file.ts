@@ -5,8 +5,8 @@
 // file or the new one, never a torn one, and a used sequence never becomes usable again.
 // Parsing is pure (knock/sequence.ts); this file does the I/O.
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../platform/atomic-write.ts';
 import { markLineUsed, parseOneTimeFile, samePort, type OneTimeLine } from '../knock/sequence.ts';
 import { fail, ok, type Decoded } from '../wire/result.ts';
 
@@ -19,28 +19,6 @@ export function readOneTimeFile(path: string): Decoded<OneTimeLine[], string> {
   }
   const parsed = parseOneTimeFile(text);
   return parsed.ok ? parsed : fail(`${path}: ${parsed.reason}`);
-}
-
-function writeAtomic(path: string, text: string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const mode = statSync(path).mode & 0o777;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  const dir = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
 }
 
 /**
@@ -63,7 +41,7 @@ export function consumeOneTimeLine(path: string, used: OneTimeLine): Decoded<One
     && line.sequence.every((p, i) => { const q = used.sequence[i]; return q !== undefined && samePort(p, q); });
   if (!same) return now;
   try {
-    writeAtomic(path, markLineUsed(text, used.line));
+    writeFileAtomic(path, markLineUsed(text, used.line));
   } catch (err) {
     return fail(`${path}: cannot rewrite (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }

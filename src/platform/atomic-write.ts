@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Replace a file atomically: write a temp file beside it, fsync it, rename it over the
 // original, fsync the directory. A reader (the daemon on SIGHUP) sees the old file or the
-// new one, never half of either, even across a power cut.
+// new one, never half of either, even across a power cut. The one implementation for
+// config edits (postern keys, postern enroll) and one-time sequence files.
 
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -15,6 +16,7 @@ export function writeFileAtomic(path: string, content: string, defaultMode = 0o6
   }
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
+  rmSync(tmp, { force: true }); // a leftover of a crashed run with the same pid
   const fd = openSync(tmp, 'wx', mode);
   try {
     writeSync(fd, content);
