@@ -2,11 +2,12 @@
 // Editing key stanzas in the daemon's config file for `postern keys`: the edited config
 // must validate whole (the same validator the daemon uses) before it replaces the file,
 // and it replaces it atomically: temp file in the same directory, fsync, rename, with the
-// original mode, so a crash leaves the old file or the new one, never half of one.
+// original mode and owner (atomic-write.ts), so a crash leaves the old file or the new one,
+// never half of one.
 
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { validateConfig } from '../config/load.ts';
+import { writeFileAtomic } from './atomic-write.ts';
 
 export type ConfigJson = Record<string, unknown> & { keys?: Record<string, unknown>[] };
 
@@ -16,27 +17,9 @@ export function readConfigJson(path: string): ConfigJson {
   return value as ConfigJson;
 }
 
+/** Replace the config atomically, keeping its mode and (written by root) its owner. */
 export function atomicWrite(path: string, text: string): void {
-  const mode = statSync(path).mode & 0o7777;
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'wx', mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  // The rename is durable once the directory entry is.
-  const dfd = openSync(dirname(path), 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  writeFileAtomic(path, text);
 }
 
 /** Validate the edited config, then write it. Throws with every error when invalid. */
