@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // End-to-end harness: a lab, the real bundle (dist/postern.js) running as the daemon in the
-// router namespace against real iptables, a TCP echo service on the guarded port, and
+// router namespace against real iptables, as a non-root user holding only CAP_NET_RAW and
+// CAP_NET_ADMIN (DAEMON_USER, issue 9), a TCP echo service on the guarded port, and
 // helpers for the technician's side. With `lan`, the lab has a host behind the router
 // running the same echo service (the target of forwarding grants). Everything is torn down
 // by close(), also on failure.
