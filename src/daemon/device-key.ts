@@ -5,8 +5,11 @@
 //   postern-devkey1:<base64url(X25519 private key, 32 bytes)>
 // Written with O_CREAT|O_EXCL, then fsync, so two starters cannot both write one, and a
 // power cut never leaves a half key that would silently change the device's identity.
+// Made by root (`postern device-key` run with sudo before the daemon's first start), the file
+// is given to the owner of its directory: the state directory belongs to the daemon's user
+// (systemd StateDirectory=, User=postern), which must be able to read its own key.
 
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fchownSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { generateX25519, rawPublicKey, x25519PrivateKey } from '../crypto/asym.ts';
 import { deviceKeyFromRaw, type DeviceKey } from '../spa/asym.ts';
@@ -52,6 +55,10 @@ export function loadOrCreateDeviceKey(path: string): { key: DeviceKey; created: 
     throw new DeviceKeyError(`${path}: cannot create (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
   try {
+    if (process.getuid?.() === 0) {
+      const dir = statSync(dirname(path));
+      fchownSync(fd, dir.uid, dir.gid);
+    }
     writeSync(fd, `${DEVICE_KEY_PREFIX}${privateKey.toString('base64url')}\n`);
     fsyncSync(fd);
   } finally {

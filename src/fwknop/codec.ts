@@ -31,12 +31,12 @@ import {
   AES_BLOCK_LEN, CONTAINER_HEADER_LEN, MAX_PLAINTEXT_LEN, MAX_WIRE_LEN, MIN_PLAINTEXT_LEN, MIN_WIRE_LEN,
   RANDOM_DIGITS, SALTED_MAGIC, SALTED_PREFIX_B64, type FwknopReason,
 } from './constants.ts';
-import { b64NoPad, checkDigest, parseFields, type FwknopMessage } from './fields.ts';
+import { b64NoPad, checkDigest, parseFields, type FwknopDecoded } from './fields.ts';
 import { evpBytesToKey, type FwknopKey } from './keys.ts';
 
 export type { FwknopReason, HmacType, DigestType, FwknopType } from './constants.ts';
 export { FWKNOP_REASONS } from './constants.ts';
-export type { FwknopAccess, FwknopAccessType, FwknopMessage, FwknopNat } from './fields.ts';
+export type { FwknopAccess, FwknopAccessType, FwknopDecoded, FwknopMessage, FwknopNat, FwknopRefusal } from './fields.ts';
 export type { FwknopKey } from './keys.ts';
 
 const B64_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -76,13 +76,14 @@ export function precheckFwknop(payload: Buffer | string): Decoded<string, Fwknop
 }
 
 /** Precheck then decode with one key. */
-export function decodeFwknop(payload: Buffer | string, key: FwknopKey): Decoded<FwknopMessage, FwknopReason> {
+export function decodeFwknop(payload: Buffer | string, key: FwknopKey): FwknopDecoded {
   const pre = precheckFwknop(payload);
   return pre.ok ? decodePrechecked(pre.value, key) : pre;
 }
 
-/** Decode text that passed `precheckFwknop` with one key. */
-export function decodePrechecked(text: string, key: FwknopKey): Decoded<FwknopMessage, FwknopReason> {
+/** Decode text that passed `precheckFwknop` with one key. A refusal with a `timestampS`
+ *  (FwknopRefusal) was authenticated and well formed: the caller records it as replayed. */
+export function decodePrechecked(text: string, key: FwknopKey): FwknopDecoded {
   const bodyLen = text.length - key.hmac.tagChars;
   if (!wholeBlocks(SALTED_PREFIX_B64.length + bodyLen)) return fail('bad_hmac');
   const body = text.slice(0, bodyLen);

@@ -146,27 +146,41 @@ function parseType(text: string): Decoded<number, FwknopReason> {
 }
 
 /**
+ * A well-formed, authenticated request that postern refuses by design (a command message,
+ * or an icmp/none access). It carries the packet's timestamp so the caller can enter the
+ * packet in the replay ring before refusing it: otherwise a captured copy replayed from
+ * spoofed addresses would be refused again, with a policy reason, once per address.
+ */
+export interface FwknopRefusal {
+  readonly ok: false;
+  readonly reason: 'command_refused' | 'unsupported_proto';
+  readonly timestampS: number;
+}
+
+export type FwknopDecoded = Decoded<FwknopMessage, FwknopReason> | FwknopRefusal;
+
+/**
  * Fields of a digest-checked body (plaintext minus ":digest"). Layout per type (§7):
  * six mandatory fields, then nat (2, 4, 5, 6), optional server auth (parsed, ignored), then
  * client timeout (3, 4, 6).
  */
-export function parseFields(body: string, digest: string, digestType: DigestType): Decoded<FwknopMessage, FwknopReason> {
+export function parseFields(body: string, digest: string, digestType: DigestType): FwknopDecoded {
   const f = body.split(':');
   if (f.length < MANDATORY_FIELDS) return fail('bad_fields');
   const typed = parseType(f[4] ?? '');
   if (!typed.ok) return typed;
   const type = typed.value;
-  if (type === MSG_COMMAND) return fail('command_refused');
+  const head = parseHead(f);
+  if (head === undefined) return fail('bad_fields');
+  if (type === MSG_COMMAND) return { ok: false, reason: 'command_refused', timestampS: head.timestampS };
   const nat = hasNat(type);
   const timeout = hasTimeout(type);
   const base = MANDATORY_FIELDS + (nat ? 1 : 0) + (timeout ? 1 : 0);
   if (f.length !== base && f.length !== base + 1) return fail('bad_fields');
-  const head = parseHead(f);
-  if (head === undefined) return fail('bad_fields');
   const msgText = b64Strict(f[5] ?? '', MAX_MESSAGE_B64);
   if (msgText === undefined) return fail('bad_fields');
   const msg = parseAccessMessage(msgText);
-  if (!msg.ok) return msg;
+  if (!msg.ok) return msg.reason === 'unsupported_proto' ? { ok: false, reason: msg.reason, timestampS: head.timestampS } : msg;
   return parseTail(f, type as FwknopAccessType, nat, timeout, { ...head, ...msg.value, digest, digestType });
 }
 

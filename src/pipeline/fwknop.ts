@@ -7,11 +7,15 @@
 //   policy (OPEN_PORTS / RESTRICT_PORTS, timeouts, username, allow IP, NAT targets).
 // fwknopd walks its replay cache before any HMAC; here junk costs one SHA-256 at most
 // before the HMAC, and only authenticated packets enter the replay ring.
+// Every authenticated packet with a readable timestamp enters the ring BEFORE any refusal,
+// including the codec's by-design refusals (command message, icmp/none access), as the
+// native pipeline does (spa.ts admitMessage): a captured copy replayed from spoofed
+// addresses is then `replay`, never a policy reason that docs/fail2ban.md bans on.
 
 import { createHash } from 'node:crypto';
 import type { FwknopStanzaConfig } from '../config/fwknop.ts';
 import type { Service } from '../firewall/types.ts';
-import { decodePrechecked, precheckFwknop, type FwknopKey, type FwknopMessage } from '../fwknop/codec.ts';
+import { decodePrechecked, precheckFwknop, type FwknopDecoded, type FwknopKey, type FwknopMessage } from '../fwknop/codec.ts';
 import type { GrantPlan } from '../policy/decide.ts';
 import type { ReplayGuard } from '../spa/replay.ts';
 import { TRUNCATED_TAG_SIZE } from '../spa/replay-ring.ts';
@@ -133,19 +137,35 @@ export function decideFwknop(payload: Buffer, source: string, ctx: FwknopContext
     const msg = decodePrechecked(pre.value, st.key);
     if (msg.ok) return admit(msg.value, st, tag, { source, dest }, ctx);
     // Like fwknopd, a stanza whose HMAC passes but whose passphrase does not decrypt the
-    // packet hands it on to the next stanza; the first such refusal is reported.
-    if (msg.reason !== 'bad_hmac') refused ??= drop(POST_HMAC_REASON[msg.reason] ?? 'bad_payload', st.config.name);
+    // packet hands it on to the next stanza; the first such refusal is reported, and only
+    // it is committed, so ring and store agree (the daemon persists what is reported).
+    if (msg.reason !== 'bad_hmac') refused ??= refuse(msg, st, tag, ctx);
   }
   return refused ?? drop('bad_auth');
 }
 
-function admit(msg: FwknopMessage, st: FwknopStanza, tag: Buffer, at: { source: string; dest: string }, ctx: FwknopContext): SpaDecision {
-  const name = st.config.name;
-  const tsMs = msg.timestampS * 1000;
+/** Freshness + replay commit of an authenticated packet: its AcceptedPacket, or the drop. */
+function commit(st: FwknopStanza, tag: Buffer, timestampS: number, ctx: FwknopContext): AcceptedPacket | SpaDecision {
+  const tsMs = timestampS * 1000;
   const fresh = ctx.replay.commit(st.replayId, tag, tsMs, ctx.nowMs, ctx.clockTrusted);
-  if (fresh !== 'fresh') return drop(fresh, name);
-  const accepted: AcceptedPacket = { keyId: st.replayId, tag: tag.subarray(0, TRUNCATED_TAG_SIZE).toString('hex'), tsMs };
+  if (fresh !== 'fresh') return drop(fresh, st.config.name);
+  return { keyId: st.replayId, tag: tag.subarray(0, TRUNCATED_TAG_SIZE).toString('hex'), tsMs };
+}
+
+/** A refusal after the HMAC passed. With a timestamp (FwknopRefusal) the packet is committed
+ *  first, so its replays are `replay`; without one (undecryptable, bad digest or fields) there
+ *  is no freshness to judge and the reason is bad_payload, which no ban matches. */
+function refuse(msg: Exclude<FwknopDecoded, { ok: true }>, st: FwknopStanza, tag: Buffer, ctx: FwknopContext): SpaDecision {
+  const reason = POST_HMAC_REASON[msg.reason] ?? 'bad_payload';
+  if (!('timestampS' in msg)) return drop(reason, st.config.name);
+  const accepted = commit(st, tag, msg.timestampS, ctx);
+  return 'kind' in accepted ? accepted : drop(reason, st.config.name, accepted);
+}
+
+function admit(msg: FwknopMessage, st: FwknopStanza, tag: Buffer, at: { source: string; dest: string }, ctx: FwknopContext): SpaDecision {
+  const accepted = commit(st, tag, msg.timestampS, ctx);
+  if ('kind' in accepted) return accepted;
   const plans = fwknopPolicy(msg, st.config, at.source, at.dest);
-  if (typeof plans === 'string') return drop(plans, name, accepted);
+  if (typeof plans === 'string') return drop(plans, st.config.name, accepted);
   return { kind: 'fwknop', stanza: st.config, plans, accepted };
 }

@@ -6,13 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { BACKENDS, BUNDLE, SERVICE_PORT, bundleSkipReason, createWorld, setprivArgv, type DaemonUser } from '../e2e/harness.ts';
+import { BACKENDS, BUNDLE, DAEMON_USER, SERVICE_PORT, bundleSkipReason, createWorld, setprivArgv, type DaemonUser } from '../e2e/harness.ts';
 import { labSkipReason } from '../lab/lab.ts';
 import { tcpConnect } from '../lab/net-probe.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason();
-/** An id with no passwd entry: the daemon needs none (no home, no login). */
-const USER: DaemonUser = { uid: 64242, gid: 64242, caps: ['net_raw', 'net_admin'] };
+/** The harness's default daemon user (every e2e world runs its daemon so): an id with no
+ *  passwd entry, since the daemon needs none (no home, no login). */
+const USER: DaemonUser = DAEMON_USER;
 const CAP_NET_ADMIN = 12;
 const CAP_NET_RAW = 13;
 

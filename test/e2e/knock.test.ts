@@ -8,14 +8,16 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labSkipReason, type LabHost } from '../lab/lab.ts';
 import { tcpConnect, udpProbe } from '../lab/net-probe.ts';
 import { TotpKey, currentStep, deriveSequence, formatDoorKey } from '../../src/knock/totp.ts';
-import { BACKENDS, SERVICE_PORT, bundleSkipReason, createWorld, eventually, routerRun, sleep, type Backend, type World, type WorldOptions } from './harness.ts';
+import {
+  BACKENDS, DAEMON_USER, SERVICE_PORT, bundleSkipReason, createWorld, eventually, routerRun, sleep, type Backend, type World, type WorldOptions,
+} from './harness.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason() ?? (existsSync('/usr/bin/gcc') ? undefined : 'needs gcc (syn-blast helper)');
 const KNOCK_PROBE = fileURLToPath(new URL('../lab/knock-probe.ts', import.meta.url));
@@ -175,6 +177,9 @@ test('one-time sequences: each line opens once, the file is rewritten, the next 
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'ssh.ots');
   writeFileSync(file, ' 7300,7400:udp,7500\n 7600,7700\n');
+  // The daemon's user rewrites the file (temp file + rename), so it owns file and directory,
+  // as /var/lib/postern under the systemd unit (docs/security.md "Privilege").
+  for (const p of [dir, file]) chownSync(p, DAEMON_USER.uid, DAEMON_USER.gid);
   await withWorld(t, 'nft', { config: { doors: [{ name: 'ots', one_time_sequences: file, services: [`tcp/${SERVICE_PORT}`], duration_s: 30 }] } }, async (w) => {
     const { lab } = w;
     await knock(w, lab.attacker, lab.router.ip4, ['7600', '7700']);
@@ -246,6 +251,7 @@ test("knockd's knock client, no delay, mixed tcp/udp door: every knock opens des
 test('start/stop commands run as argv with %IP% substituted, stop after cmd_timeout_s', { skip }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'postern-knock-cmd-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chownSync(dir, DAEMON_USER.uid, DAEMON_USER.gid); // the commands run as the daemon's user
   const door = {
     name: 'cmd', sequence: ['7100', '7200'],
     start: ['/usr/bin/touch', join(dir, 'start %IP%; rm -rf x')],

@@ -39,6 +39,7 @@ test('TLS: mosquitto requires a client certificate; the daemon connects with mqt
   t.after(() => w.close());
   makeCerts(w.dir);
   const f = (n: string) => join(w.dir, n);
+  w.own(f('client.key')); // the daemon's own TLS key: readable by its user only (0600)
   const broker = await startBroker(w.lab, w.lab.router, w.dir, {
     scheme: 'mqtts',
     extra: [`cafile ${f('ca.pem')}`, `certfile ${f('server.pem')}`, `keyfile ${f('server.key')}`, 'require_certificate true', 'use_identity_as_username true'],
@@ -77,7 +78,9 @@ test('postern alerts shows the events of two daemons in two namespaces on one br
   await watch.waitForOutput(/subscribed/, 10_000);
   await w.startDaemon();
   // The second device: the attacker namespace plays another router, with its own firewall.
-  const b = lab.spawn(lab.attacker, [process.execPath, BUNDLE, 'daemon', '--config', cfgB]);
+  w.own(cfgB);
+  const second = w.daemonCommand(['--config', cfgB]); // the same non-root user as the first
+  const b = lab.spawn(lab.attacker, second.argv, { env: second.env });
   await b.waitForOutput(/msg="postern started"/, 10_000);
   await eventually(() => /broker connected/.test(b.output()) && /broker connected/.test(w.daemon.output()), 10_000, 'both daemons connected');
   await w.sendRaw(lab.client, w.packet({ credential: generateCredential() }));

@@ -53,7 +53,9 @@ test('the daemon refuses to start when an mqtt file cannot be read, listing each
   try {
     const config = join(dir, 'config.json');
     writeFileSync(config, JSON.stringify({
-      device: 'rtr01', guarded: ['tcp/22'], keys: [{ name: 'tech', credential: generateCredential().encode(), services: ['tcp/22'] }], state: { database: ':memory:' }, control: { socket: join(dir, 'c.sock') },
+      // One key: a keyless config is refused before the mqtt files are read.
+      device: 'rtr01', guarded: ['tcp/22'], keys: [{ name: 'tech', credential: generateCredential().encode(), services: ['tcp/22'] }],
+      state: { database: ':memory:' }, control: { socket: join(dir, 'c.sock') },
       mqtt: { url: 'mqtts://127.0.0.1:1', username: 'u', password_file: join(dir, 'nope'), tls: { ca: join(dir, 'ca.pem') } },
     }), { mode: 0o600 });
     // --dry-run: nothing would touch the firewall even if the start went further.
