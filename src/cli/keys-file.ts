@@ -2,13 +2,12 @@
 // Editing key stanzas in the daemon's config file for `postern keys`: the edited config
 // must validate whole (the same validator the daemon uses) before it replaces the file,
 // and it replaces it atomically: temp file in the same directory, fsync, rename, with the
-// original mode and owner (atomic-write.ts), so a crash leaves the old file or the new one,
+// original mode and owner (platform/atomic-write.ts), so a crash leaves the old file or the new one,
 // never half of one.
 
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../platform/atomic-write.ts';
 import { validateConfig } from '../config/load.ts';
-import { writeFileAtomic } from './atomic-write.ts';
 
 export type ConfigJson = Record<string, unknown> & { keys?: Record<string, unknown>[] };
 
