@@ -5,7 +5,7 @@
 // keeps the ledger working from memory.
 
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import type { Database } from '../../../src/store/sqlite.ts';
 import { Store } from '../../../src/store/store.ts';
 
 const dirs: string[] = [];
-after(() => { for (const d of dirs) { chmodSync(d, 0o755); rmSync(d, { recursive: true, force: true }); } });
+after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'postern-steps-'));
   dirs.push(d);
@@ -88,16 +88,21 @@ test('the ledger loads from the store, writes through, and works from memory whe
   assert.deepEqual([...ledger.steps('otp', 50)].sort(), [50, 51, 52]);
 });
 
-test('a degraded store (read-only directory) never throws; the ledger still remembers', () => {
-  const dir = tempDir();
-  const s = open(join(dir, 'state.db'));
+test('a write that fails degrades the store to memory without throwing; the ledger still remembers', () => {
+  const path = join(tempDir(), 'state.db');
+  const s = open(path);
   const ledger = new KnockStepLedger(() => s);
   assert.deepEqual(ledger.steps('otp', 0), []);
-  rmSync(join(dir, 'state.db'));
-  rmSync(join(dir, 'state.db-wal'), { force: true });
-  rmSync(join(dir, 'state.db-shm'), { force: true });
-  chmodSync(dir, 0o500);
+  // Another process breaks the database under the daemon (the table is gone).
+  const Sqlite = createRequire(import.meta.url)('better-sqlite3') as new (p: string) => Database;
+  const other = new Sqlite(path);
+  other.exec('DROP TABLE knock_steps');
+  other.close();
   ledger.record('otp', 9, 7);
-  assert.deepEqual(ledger.steps('otp', 7), [9]);
+  assert.equal(s.state, 'memory');
+  assert.match(s.status().reason ?? '', /^knock step: /);
+  ledger.record('otp', 10, 8);
+  assert.deepEqual([...ledger.steps('otp', 7)].sort(), [10, 9].sort());
+  assert.deepEqual(s.loadKnockSteps(), [], 'memory only: nothing to load');
   s.close();
 });
