@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Knock state and knock alerts end to end (issues 4 + 6): the real bundle as the daemon in
 // the lab router. (1) A time-derived door's used step is in the state database before the
-// grant, so after kill -9 or SIGTERM and a restart the same sequence, replayed from the
+// grant, so after kill -9 or SIGTERM and a restart (or a SIGHUP reload) the same sequence, replayed from the
 // attacker within its step, is refused as knock_replay. (2) Knock refusals take the
 // daemon's one refusal path: a real mosquitto receives knock_wrong / knock_timeout alerts
 // that validate against the alert schema, a door's grant publishes opened then closed,
@@ -41,7 +41,7 @@ function assertValid(schema: TSchema, payloads: readonly Record<string, unknown>
   for (const p of payloads) assert.ok(Value.Check(schema, p), `${JSON.stringify(p)}: ${JSON.stringify([...Value.Errors(schema, p)].map((e) => `${e.path} ${e.message}`))}`);
 }
 
-test('[nft] a used time-derived step survives kill -9 and SIGTERM: the replay after each restart is refused', { skip }, async (t) => {
+test('[nft] a used time-derived step survives kill -9, SIGTERM and SIGHUP: the replay after each is refused', { skip }, async (t) => {
   // Two doors on disjoint ranges (different keys), one used before each kind of stop.
   const doors = [['otp', 0x5a, 20000, 29999], ['otp2', 0x6b, 30000, 39999]] as const;
   const config = {
@@ -78,6 +78,11 @@ test('[nft] a used time-derived step survives kill -9 and SIGTERM: the replay af
   await w.daemon.waitForOutput(/msg=refused reason=knock_replay source=198\.18\.0\.3 key=otp2\b/, 3000);
   await knock(w, lab.attacker, lab.router.ip4, first);
   await w.daemon.waitForOutput(/msg=refused reason=knock_replay source=198\.18\.0\.3 key=otp\b/, 3000);
+  // A reload makes a new knock service: the used steps carry over to it.
+  w.daemon.kill('SIGHUP');
+  await w.daemon.waitForOutput(/msg="config reloaded"/, 5000);
+  await knock(w, lab.client, lab.router.ip6, second);
+  await w.daemon.waitForOutput(/msg=refused reason=knock_replay source=fd50:7374::2 key=otp2\b/, 3000);
   assert.doesNotMatch(w.daemon.output(), /knock opened/, 'nothing opened after the last restart');
   assert.equal(await service(w, lab.attacker), 'timeout');
 });
