@@ -26,6 +26,7 @@ import { activate, type Active } from './active.ts';
 import type { GrantPlan } from '../policy/decide.ts';
 import { spawnRunner, type Runner } from '../firewall/exec.ts';
 import { KnockService, knockCaptureKey } from './knock.ts';
+import { KnockStepLedger } from './knock-steps.ts';
 import { capturePorts, guardSpec, isKnockFrame } from './guard-spec.ts';
 import type { EventSink } from '../alert/events.ts';
 import type { Grant } from '../firewall/types.ts';
@@ -81,6 +82,8 @@ export class Daemon {
   #stopping = false;
   #startedMs = 0;
   #store: Store | undefined;
+  /** Used time-derived knock steps: outlive reloads, written through to the store. */
+  readonly #knockSteps = new KnockStepLedger(() => this.#store);
   #control: ControlServer | undefined;
   #aggregator: FailureAggregator;
   #timers: Cancel[] = [];
@@ -148,6 +151,7 @@ export class Daemon {
       refuse: (reason, source, door) => this.#refused(reason, source, door),
       opened: () => { this.counters.knocks++; },
       grant: (name, plan, source) => this.#open(name, plan, source, {}),
+      steps: this.#knockSteps,
     });
   }
 

@@ -14,8 +14,10 @@ import type { Logger } from '../log/logger.ts';
 import type { Cancel, Clock } from '../platform/clock.ts';
 import type { DropReason } from '../pipeline/reasons.ts';
 import type { GrantPlan } from '../policy/decide.ts';
+import { currentStep } from '../knock/totp.ts';
 import type { Frame } from '../wire/frame.ts';
 import { DoorCommands } from './knock-commands.ts';
+import type { KnockSteps } from './knock-steps.ts';
 import { consumeOneTimeLine, readOneTimeFile } from './one-time-file.ts';
 
 const EXPIRE_INTERVAL_MS = 1000;
@@ -32,7 +34,12 @@ export interface KnockDeps {
   readonly opened: () => void;
   /** Open a grant through the daemon's GrantManager (logs and counts like SPA grants). */
   readonly grant: (name: string, plan: GrantPlan, source: string) => Promise<void>;
+  /** Used steps of time-derived doors, kept across reloads and restarts (none: memory only). */
+  readonly steps?: KnockSteps;
 }
+
+/** Steps below current - 2 can never be accepted again (the current and previous steps are). */
+const STEPS_KEPT_BEHIND = 2;
 
 /** Unused lines of every one-time door's file (errors: every file that cannot be used). */
 function readOneTime(doors: readonly DoorConfig[]): { lines: Map<string, OneTimeLine[]>; errors: string[] } {
@@ -70,6 +77,7 @@ export class KnockService {
   #timer: Cancel | undefined;
   #loggedEvicted = 0;
   #lastFullLogMs = -Infinity;
+  #stepsRestored = false;
 
   constructor(config: Config, deps: KnockDeps) {
     this.#deps = deps;
@@ -130,8 +138,21 @@ export class KnockService {
     return { monoMs: this.#deps.clock.monoMs(), wallMs: this.#deps.clock.wallMs() };
   }
 
+  /** Before the first knock: the steps used before this service (restart, reload). Lazy,
+   *  because at start the daemon builds this service before it opens the store. */
+  #restoreSteps(): void {
+    this.#stepsRestored = true;
+    const wallMs = this.#deps.clock.wallMs();
+    for (const d of this.#config.doors) {
+      if (d.source.kind !== 'totp') continue;
+      const min = currentStep(wallMs, d.source.stepS) - STEPS_KEPT_BEHIND;
+      this.#engine.markUsed(d.name, this.#deps.steps?.steps(d.name, min) ?? []);
+    }
+  }
+
   onFrame(frame: Frame): void {
     if (frame.proto === 'icmp') return;
+    if (!this.#stepsRestored) this.#restoreSteps();
     const hit = { src: frame.src, dst: frame.dst, proto: frame.proto, port: frame.dstPort, tcpFlags: frame.tcpFlags };
     this.#handle(this.#engine.hit(hit, this.#now()));
   }
@@ -144,6 +165,11 @@ export class KnockService {
   }
 
   #open(door: DoorConfig, source: string, step: number | undefined): void {
+    // Committed before the grant and commands, like SPA replay state.
+    if (step !== undefined && door.source.kind === 'totp') {
+      const min = currentStep(this.#deps.clock.wallMs(), door.source.stepS) - STEPS_KEPT_BEHIND;
+      this.#deps.steps?.record(door.name, step, min);
+    }
     this.#deps.opened();
     this.#deps.logger.info('knock opened', { door: door.name, source, step });
     if (door.source.kind === 'one_time') this.#consume(door);

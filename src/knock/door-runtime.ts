@@ -79,6 +79,11 @@ export class DoorRuntime {
     return seq;
   }
 
+  /** Steps used before a restart or reload (persisted by the daemon): refused as replays. */
+  markUsed(steps: readonly number[]): void {
+    for (const step of steps) this.#usedSteps.add(step);
+  }
+
   /** Record that the sequence of `step` opened the door; false if it already had (replay). */
   useStep(step: number): boolean {
     if (this.#usedSteps.has(step)) return false;

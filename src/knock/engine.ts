@@ -96,6 +96,11 @@ export class KnockEngine {
     this.#rebuild();
   }
 
+  /** Steps of a time-derived door already used (before a restart or reload). */
+  markUsed(name: string, steps: readonly number[]): void {
+    this.#doors.find((d) => d.config.name === name && d.config.source.kind === 'totp')?.markUsed(steps);
+  }
+
   #rebuild(): void {
     const fixed = this.#doors.flatMap((d) => d.fixedSequence() ?? []).map((p) => [p]);
     const totp = this.#doors.flatMap((d) => (d.config.source.kind === 'totp' ? [d.config.source as TotpSource] : []));

@@ -24,6 +24,10 @@ CREATE TABLE outbox (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload TEXT N
   retain INTEGER NOT NULL, created_ms INTEGER NOT NULL);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `,
+  // 3: steps of time-derived knock doors whose sequence already opened the door.
+  `
+CREATE TABLE knock_steps (id INTEGER PRIMARY KEY, door TEXT NOT NULL, step INTEGER NOT NULL, UNIQUE (door, step));
+`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -16,6 +16,7 @@ import type { Logger } from '../log/logger.ts';
 import type { ReplayState } from '../spa/replay.ts';
 import { AuditBuffer } from './audit.ts';
 import { GrantTable, type StoredGrant } from './grant-table.ts';
+import { KnockStepTable, type UsedStep } from './knock-steps.ts';
 import { SqliteOutbox } from './outbox.ts';
 import { readCounters } from './read.ts';
 import { ReplayTable, type AcceptedPacket, type ReplayNamespace } from './replay-store.ts';
@@ -52,6 +53,7 @@ interface Tables {
   readonly db: Database;
   readonly replay: Record<ReplayNamespace, ReplayTable>;
   readonly grants: GrantTable;
+  readonly knockSteps: KnockStepTable;
   readonly flush: (rows: ReturnType<AuditBuffer['take']>, counters: Record<string, number>) => void;
   readonly outbox: SqliteOutbox;
 }
@@ -104,6 +106,7 @@ export class Store {
       db,
       replay: { replay: new ReplayTable(db, 'replay'), fwknop_replay: new ReplayTable(db, 'fwknop_replay') },
       grants: new GrantTable(db),
+      knockSteps: new KnockStepTable(db),
       flush: db.transaction((rows: ReturnType<AuditBuffer['take']>, counters: Record<string, number>) => {
         for (const r of rows) insertAudit.run(r.kind, r.source, r.key ?? null, r.count, r.firstMs, r.lastMs);
         if (rows.length > 0) pruneAudit.run(caps.auditRows);
@@ -165,6 +168,23 @@ export class Store {
   /** Durable before it returns (the grant comes after it). */
   recordAccept(ns: ReplayNamespace, p: AcceptedPacket, capacity: number): void {
     this.#write('replay', (t) => t.replay[ns].recordAccept(p, capacity));
+  }
+
+  /** Used steps of time-derived knock doors (empty while degraded). */
+  loadKnockSteps(): UsedStep[] {
+    const t = this.#tables;
+    if (!t) return [];
+    try {
+      return t.knockSteps.all();
+    } catch (err) {
+      this.#degrade(err, 'load knock steps');
+      return [];
+    }
+  }
+
+  /** Durable before it returns (the door's grant and commands come after it). */
+  recordKnockStep(door: string, step: number, minStep: number): void {
+    this.#write('knock step', (t) => t.knockSteps.record(door, step, minStep));
   }
 
   loadGrants(): StoredGrant[] {
