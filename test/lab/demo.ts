@@ -10,7 +10,7 @@
 // the namespaces and kill what runs in them; the temporary directory goes in `finally`).
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, labSkipReason, type Lab, type LabHost } from './lab.ts';
 import { probeArgv, runProbe, tcpConnect, udpProbe, type TcpHoldResult } from './net-probe.ts';
@@ -187,6 +187,14 @@ async function main(): Promise<number> {
   const started = Date.now();
   const lab = await createLab({ tag: 'demo' });
   const dir = mkdtempSync(join(tmpdir(), 'postern-demo-'));
+  // Ctrl-C: the lab's own hooks (installed first, so run first) kill the processes and delete
+  // the namespaces synchronously; this one removes the directory and exits as the signal would.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(128 + osConstants.signals[sig]);
+    });
+  }
   try {
     const t = await run(lab, dir);
     const secs = ((Date.now() - started) / 1000).toFixed(0);
