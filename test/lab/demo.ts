@@ -7,7 +7,8 @@
 // observed sequence cannot be replayed) and the asymmetric class (technician identity +
 // device key). Every expectation is checked; the exit status is 1 when one fails.
 // Everything is removed at the end, also on failure or Ctrl-C (the lab's signal hooks delete
-// the namespaces and kill what runs in them; the temporary directory goes in `finally`).
+// the namespaces and kill what runs in them; the temporary directory goes in `finally`, or
+// in main's signal handler). test/e2e/demo.test.ts runs it, and interrupts it, in the suite.
 
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
