@@ -7,7 +7,7 @@
 #   ./build.sh deps          install Debian packages, the pinned Node and npm deps
 #   ./build.sh bundle        type-check and bundle dist/postern.js (+ native addons)
 #   ./build.sh test          the whole test suite (root runs the network-namespace tests)
-#   ./build.sh demo          the self-contained demo in network namespaces (root)
+#   ./build.sh demo          the self-contained demo in network namespaces (root; ~30 s, test/lab/demo.ts)
 #   ./build.sh bench [NAME]  benchmarks: core, open, grants, all (open/grants take --backend all|nft|iptables)
 #   ./build.sh node ARGS     run the pinned Node (e.g. ./build.sh node dist/postern.js --help)
 #   ./build.sh BOARD [--no-test]  build out/BOARD/ for a board in board/ (docs/boards.md)
