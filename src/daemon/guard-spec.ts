@@ -31,8 +31,17 @@ export function guardSpec(config: Config, knock?: KnockPorts): GuardSpec {
   };
 }
 
-/** A frame for the knock engine: any TCP segment, and UDP datagrams not for SPA/fwknop. */
+/** The host's own traffic (127.0.0.0/8, ::1) is never a knock: the raw TCP socket also sees
+ *  the board's local connections (e.g. to its MQTT broker), which would otherwise count as
+ *  wrong knocks from 127.0.0.1 whenever their ports fall in a door's range. */
+export function isLoopbackSource(src: string): boolean {
+  return src.startsWith('127.') || src === '::1';
+}
+
+/** A frame for the knock engine: any TCP segment, and UDP datagrams not for SPA/fwknop,
+ *  from anywhere but the host itself. */
 export function isKnockFrame(config: Config, frame: Frame): boolean {
+  if (isLoopbackSource(frame.src)) return false;
   if (frame.proto === 'tcp') return true;
   return frame.proto === 'udp' && frame.dstPort !== config.raw.spa.port
     && !(config.fwknop.length > 0 && frame.dstPort === config.raw.fwknop.port);
