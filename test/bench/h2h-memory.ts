@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep } from '../e2e/harness.ts';
 import { readRss } from './open.ts';
-import type { Daemon } from './h2h-daemons.ts';
+import { posternStatus, type Daemon } from './h2h-daemons.ts';
 import type { Row } from './h2h-report.ts';
 import { cpuSeconds, type Bins } from './h2h.ts';
 
@@ -28,25 +28,27 @@ function address(i: number): string {
   return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
 }
 
-async function grantsOpen(d: Daemon): Promise<number> {
-  const w = d.world!;
-  const r = await w.postern(w.lab.router, ['status', '--config', w.configPath, '--json']);
-  return (JSON.parse(r.stdout) as { grantsOpen: number }).grantsOpen;
+/** Counter increases between two status reads, the non-zero ones: "accepted 9000, grant_limit 12". */
+function deltas(a: Record<string, number>, b: Record<string, number>): string {
+  return Object.entries(b).map(([k, v]) => [k, v - (a[k] ?? 0)] as const).filter(([, v]) => v !== 0).map(([k, v]) => `${k} ${v}`).join(', ');
 }
 
-/** Sends GRANTS grants and waits until every one has expired; returns how many were accepted. */
-async function grantCycle(d: Daemon, bins: Bins): Promise<number> {
+/** Sends GRANTS grants and waits until every one has expired: how many were accepted, and
+ *  every counter that moved. */
+async function grantCycle(d: Daemon, bins: Bins): Promise<{ accepted: number; note: string }> {
   const w = d.world!;
+  const s0 = await posternStatus(w);
   const file = join(w.dir, 'grants.hex');
   const hex = Array.from({ length: GRANTS }, (_, i) => w.packet({ allowAddress: address(i), durationS: GRANT_S }).toString('hex'));
   writeFileSync(file, `${hex.join('\n')}\n`);
-  const accepted0 = (await d.counts()).accepted ?? 0;
   const seconds = Math.ceil(GRANTS / GRANT_PPS) + 5;
   const r = await d.lab.exec(d.lab.client, [bins.udp, d.lab.router.ip4, String(d.spaPort), 'list', String(GRANTS), String(seconds), String(GRANT_PPS), '6', file], { timeoutMs: (seconds + 10) * 1000 });
   if (r.code !== 0) throw new Error(`grant sender exited ${r.code}: ${r.stderr}`);
   const until = performance.now() + DRAIN_MAX_MS;
-  while (performance.now() < until && (await grantsOpen(d)) > 0) await sleep(500);
-  return ((await d.counts()).accepted ?? 0) - accepted0;
+  while (performance.now() < until && (await posternStatus(w)).grantsOpen > 0) await sleep(500);
+  const s1 = await posternStatus(w);
+  const left = s1.grantsOpen > 0 ? `; ${s1.grantsOpen} grants still open ${DRAIN_MAX_MS / 1000} s after the last packet` : '';
+  return { accepted: (s1.counters['accepted'] ?? 0) - (s0.counters['accepted'] ?? 0), note: `${deltas(s0.counters, s1.counters)}${left}` };
 }
 
 export async function runMemory(d: Daemon, bins: Bins): Promise<Row> {
@@ -63,10 +65,11 @@ export async function runMemory(d: Daemon, bins: Bins): Promise<Row> {
   const granted = d.world ? await grantCycle(d, bins) : undefined;
   if (granted !== undefined) await sleep(SETTLE_MS);
   const afterGrants = granted === undefined ? undefined : readRss(d.pid)?.mb;
+  const note = granted && `${d.name}, ${GRANTS} grant packets at ${GRANT_PPS}/s, ${GRANT_S} s each: ${granted.note}`;
   return {
     daemon: d.name, scenario: 'memory', sent: sent.sent, floodMs: sent.ms, cpuS: cpuSeconds(d.pid) - cpu0,
     ...(idle !== undefined && { rssBeforeMb: idle }), ...(afterJunk !== undefined && { rssJunkMb: afterJunk, rssAfterMb: afterJunk }),
-    ...(afterGrants !== undefined && { rssGrantsMb: afterGrants }), ...(granted !== undefined && { grants: granted }),
+    ...(afterGrants !== undefined && { rssGrantsMb: afterGrants }), ...(granted !== undefined && { grants: granted.accepted }), ...(note !== undefined && { note }),
     ...(counts0.processed !== undefined && counts1.processed !== undefined && { processed: counts1.processed - counts0.processed }),
     ...(counts0.kernelDrops !== undefined && counts1.kernelDrops !== undefined && { kernelDrops: counts1.kernelDrops - counts0.kernelDrops }),
   };
