@@ -19,7 +19,7 @@ const JUNK_MAX_S = 30;
 const GRANTS = 10_000;
 const GRANT_PPS = 1_000;
 const GRANT_S = 1;
-const DRAIN_MAX_MS = 60_000;
+const DRAIN_MAX_MS = 30_000;
 const SETTLE_MS = 2_000;
 
 /** 10.0.0.1, 10.0.0.2, ...: one allowed address per grant. */
