@@ -38,6 +38,7 @@ function deltas(a: Record<string, number>, b: Record<string, number>): string {
 async function grantCycle(d: Daemon, bins: Bins): Promise<{ accepted: number; note: string }> {
   const w = d.world!;
   const s0 = await posternStatus(w);
+  const drops0 = (await d.counts()).kernelDrops ?? 0;
   const file = join(w.dir, 'grants.hex');
   const hex = Array.from({ length: GRANTS }, (_, i) => w.packet({ allowAddress: address(i), durationS: GRANT_S }).toString('hex'));
   writeFileSync(file, `${hex.join('\n')}\n`);
@@ -47,8 +48,9 @@ async function grantCycle(d: Daemon, bins: Bins): Promise<{ accepted: number; no
   const until = performance.now() + DRAIN_MAX_MS;
   while (performance.now() < until && (await posternStatus(w)).grantsOpen > 0) await sleep(500);
   const s1 = await posternStatus(w);
+  const drops = ((await d.counts()).kernelDrops ?? 0) - drops0;
   const left = s1.grantsOpen > 0 ? `; ${s1.grantsOpen} grants still open ${DRAIN_MAX_MS / 1000} s after the last packet` : '';
-  return { accepted: (s1.counters['accepted'] ?? 0) - (s0.counters['accepted'] ?? 0), note: `${deltas(s0.counters, s1.counters)}${left}` };
+  return { accepted: (s1.counters['accepted'] ?? 0) - (s0.counters['accepted'] ?? 0), note: `${deltas(s0.counters, s1.counters)}; capture socket kernel drops ${drops}${left}` };
 }
 
 export async function runMemory(d: Daemon, bins: Bins): Promise<Row> {
