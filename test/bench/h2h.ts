@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labSkipReason } from '../lab/lab.ts';
-import { bundleSkipReason, sleep, type Backend } from '../e2e/harness.ts';
+import { SERVICE_PORT, bundleSkipReason, sleep, type Backend } from '../e2e/harness.ts';
 import { findBin } from './fwknop-bench.ts';
 import { readRss } from './open.ts';
 import { summarize } from './stats.ts';
@@ -73,7 +73,7 @@ export function sources(n: number): string[] {
 /** What the attacker sends: argv after the binary, and how long it lasts at most. */
 interface Flood { readonly argv: readonly string[]; readonly ms: number }
 
-async function floodFor(d: Daemon, s: Scenario, bins: Bins, captured: string): Promise<Flood | undefined> {
+function floodFor(d: Daemon, s: Scenario, bins: Bins, captured: string): Flood | undefined {
   const to = [d.lab.router.ip4, String(d.spaPort)];
   const fwknop = d.name.startsWith('fwknopd');
   switch (s) {
@@ -98,7 +98,7 @@ function plan(d: Daemon, s: Scenario, addrs: readonly string[], packets: readonl
     return flood.ms + (i - TRIALS) * RECOVERY_STEP_MS;
   };
   return {
-    host: d.lab.router.ip4, tcpPort: 22, spaPort: d.spaPort, deadlineMs: DEADLINE_MS,
+    host: d.lab.router.ip4, tcpPort: SERVICE_PORT, spaPort: d.spaPort, deadlineMs: DEADLINE_MS,
     ...(s === 'knock' && { knocks: KNOCKS }),
     trials: addrs.map((source, i) => ({ source, packetHex: packets[i] ?? '', atMs: at(i) })),
   };
@@ -147,8 +147,7 @@ async function captured(d: Daemon, s: Scenario): Promise<string> {
 }
 
 export async function runScenario(d: Daemon, s: Scenario, bins: Bins): Promise<Row> {
-  const flood = floodFor(d, s, bins, await captured(d, s));
-  const f = await flood;
+  const f = floodFor(d, s, bins, await captured(d, s));
   const addrs = sources(TRIALS + (f === undefined ? 0 : RECOVERY_TRIALS));
   await addSources(d.lab, addrs);
   const packets = s === 'knock' ? [] : await d.valid(addrs);
