@@ -35,6 +35,8 @@ export interface DaemonCounts {
    *  /proc/net/raw for postern, /proc/net/udp for fwknopd's UDP server); undefined for pcap,
    *  whose packet socket has no such column */
   readonly kernelDrops: number | undefined;
+  /** postern's status counters, by name */
+  readonly counters?: Readonly<Record<string, number>>;
 }
 
 export interface Daemon {
@@ -86,7 +88,7 @@ async function posternCounts(w: World, tap: LabProcess | undefined): Promise<Dae
     .reduce((n, [, v]) => n + v, 0);
   return {
     processed, accepted: (s.counters['accepted'] ?? 0) + (s.counters['extended'] ?? 0), dbWrites: s.database.writes,
-    mqtt: tap === undefined ? undefined : tapMessages(tap).length, kernelDrops: await kernelDrops(w.lab, ['/proc/net/raw', '/proc/net/raw6']),
+    counters: s.counters, mqtt: tap === undefined ? undefined : tapMessages(tap).length, kernelDrops: await kernelDrops(w.lab, ['/proc/net/raw', '/proc/net/raw6']),
   };
 }
 

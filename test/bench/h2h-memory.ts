@@ -29,7 +29,7 @@ function address(i: number): string {
 }
 
 /** Counter increases between two status reads, the non-zero ones: "accepted 9000, grant_limit 12". */
-function deltas(a: Record<string, number>, b: Record<string, number>): string {
+export function deltas(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): string {
   return Object.entries(b).map(([k, v]) => [k, v - (a[k] ?? 0)] as const).filter(([, v]) => v !== 0).map(([k, v]) => `${k} ${v}`).join(', ');
 }
 

@@ -29,7 +29,7 @@ import {
 } from './h2h-daemons.ts';
 import { H2H_PROBE_PATH, type H2hPlan, type H2hTrial } from './h2h-probe.ts';
 import { SCENARIOS, SCENARIO_ABOUT, type Row, type Scenario } from './h2h-report.ts';
-import { runMemory } from './h2h-memory.ts';
+import { deltas, runMemory } from './h2h-memory.ts';
 import { writeResults } from './h2h-results.ts';
 
 type Print = (line: string) => void;
@@ -164,6 +164,7 @@ export async function runScenario(d: Daemon, s: Scenario, bins: Bins): Promise<R
     opened: ms.length, trials: TRIALS, ...(ms.length > 0 && { open: summarize(ms) }),
     ...(f && { recoveryWindowMs: RECOVERY_TRIALS * RECOVERY_STEP_MS, ...opt('recoveryMs', recovery(trials, sent?.ms ?? f.ms)) }),
     ...opt('dbWrites', diff(b.counts.dbWrites, a.counts.dbWrites)), ...opt('mqtt', diff(b.counts.mqtt, a.counts.mqtt)),
+    ...(b.counts.counters && a.counts.counters && s !== 'open' && { note: `${d.name} counters: ${deltas(b.counts.counters, a.counts.counters)}` }),
   };
 }
 
