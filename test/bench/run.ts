@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
-// Benchmark entry: node test/bench/run.ts [core|open|grants|knock|flood|all] [--backend all|nft|iptables]
-// (defaults: all, all). Also ./build.sh bench [NAME] [--backend B] and npm run bench -- NAME
+// Benchmark entry: node test/bench/run.ts [core|open|grants|knock|flood|h2h|all] [--backend all|nft|iptables]
+// [--scenario LIST] (defaults: all, all, every h2h scenario). Also ./build.sh bench [NAME] [--backend B] and npm run bench -- NAME
 // --backend B. --backend picks the firewall backends that `open` and `grants` measure.
 // Benchmarks print figures and ratios; they never assert timings. Exit 0 when every selected
 // benchmark ran (or skipped with a reason), 1 when one failed, 2 on a usage error.
 
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import type { Backend } from '../e2e/harness.ts';
+import { SCENARIOS, type Scenario } from './h2h-report.ts';
 
 /** The harness's BACKENDS, in its order (a unit test keeps the two equal); listed here so
  *  that parsing arguments loads nothing else. */
@@ -53,6 +54,14 @@ const BENCHES = {
       await runFloodBench((line) => console.log(line), backends);
     },
   },
+  h2h: {
+    about: 'head-to-head against fwknopd (pcap, udp) and knockd: time-to-open, floods, replay, memory; writes bench/results/ (root)',
+    byBackend: true,
+    run: async (backends: readonly Backend[], scenarios: readonly Scenario[] = SCENARIOS): Promise<void> => {
+      const { runH2hBench } = await import('./h2h.ts');
+      await runH2hBench((line) => console.log(line), backends, scenarios);
+    },
+  },
 } as const;
 
 export type BenchName = keyof typeof BENCHES;
@@ -60,6 +69,8 @@ export type BenchName = keyof typeof BENCHES;
 export interface BenchArgs {
   readonly names: readonly BenchName[];
   readonly backends: readonly Backend[];
+  /** the h2h scenarios to run (every one unless --scenario) */
+  readonly scenarios: readonly Scenario[];
 }
 
 export type ParsedArgs = BenchArgs | { readonly help: true } | { readonly error: string };
@@ -67,10 +78,11 @@ export type ParsedArgs = BenchArgs | { readonly help: true } | { readonly error:
 function usage(): string {
   const rows = Object.entries(BENCHES).map(([name, b]) => `  ${name.padEnd(6)} ${b.about}`);
   return [
-    'usage: node test/bench/run.ts [core|open|grants|knock|flood|all] [--backend all|nft|iptables]   (defaults: all, all)',
+    'usage: node test/bench/run.ts [core|open|grants|knock|flood|h2h|all] [--backend all|nft|iptables] [--scenario LIST]   (defaults: all, all, all)',
     ...rows,
     '  all    every benchmark above, in order',
-    '  --backend  the firewall backends that open, grants, knock and flood measure (all: nft, then iptables)',
+    '  --backend  the firewall backends that open, grants, knock, flood and h2h measure (all: nft, then iptables)',
+    `  --scenario  h2h only: comma-separated, from ${SCENARIOS.join(', ')}`,
   ].join('\n');
 }
 
@@ -87,23 +99,36 @@ function backendsFor(value: string): readonly Backend[] | undefined {
   return isBackend(value) ? [value] : undefined;
 }
 
-/** Splits argv into positionals and the one --backend value (as `--backend X` or `--backend=X`). */
-function split(args: readonly string[]): { positional: string[]; backend: string | undefined } | string {
+/** Splits argv into positionals and the one value of each option (`--opt X` or `--opt=X`). */
+function split(args: readonly string[]): { positional: string[]; backend: string | undefined; scenario: string | undefined } | string {
   const positional: string[] = [];
-  let backend: string | undefined;
+  const opts: Record<'backend' | 'scenario', string | undefined> = { backend: undefined, scenario: undefined };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    const eq = a.startsWith('--backend=') ? a.slice('--backend='.length) : undefined;
-    if (a !== '--backend' && eq === undefined) {
+    const name = (['backend', 'scenario'] as const).find((o) => a === `--${o}` || a.startsWith(`--${o}=`));
+    if (name === undefined) {
       if (a.startsWith('-')) return `unknown option ${JSON.stringify(a)}`;
       positional.push(a);
       continue;
     }
-    if (backend !== undefined) return '--backend given twice';
-    backend = eq ?? args[++i];
-    if (backend === undefined || backend === '') return '--backend needs a value: all, nft or iptables';
+    if (opts[name] !== undefined) return `--${name} given twice`;
+    const value = a.includes('=') ? a.slice(a.indexOf('=') + 1) : args[++i];
+    if (value === undefined || value === '') return name === 'backend' ? '--backend needs a value: all, nft or iptables' : '--scenario needs a value';
+    opts[name] = value;
   }
-  return { positional, backend };
+  return { positional, ...opts };
+}
+
+function isScenario(name: string): name is Scenario {
+  return (SCENARIOS as readonly string[]).includes(name);
+}
+
+/** "a,b" to h2h scenarios, or the first unknown name. */
+function scenariosFor(value: string | undefined): readonly Scenario[] | string {
+  if (value === undefined || value === 'all') return SCENARIOS;
+  const names = value.split(',');
+  const bad = names.find((n) => !isScenario(n));
+  return bad === undefined ? names.filter(isScenario) : `unknown scenario ${JSON.stringify(bad)} (${SCENARIOS.join(', ')})`;
 }
 
 /** Pure: argv (after the script) to what to run, a help request, or a usage error. */
@@ -118,9 +143,12 @@ export function parseBenchArgs(args: readonly string[]): ParsedArgs {
   const backends = backendsFor(parts.backend ?? 'all');
   if (backends === undefined) return { error: `unknown backend ${JSON.stringify(parts.backend)} (all, nft or iptables)` };
   if (parts.backend !== undefined && !names.some((n) => BENCHES[n].byBackend)) {
-    return { error: `${name} does not use a firewall backend: --backend applies to open, grants, knock and flood` };
+    return { error: `${name} does not use a firewall backend: --backend applies to open, grants, knock, flood and h2h` };
   }
-  return { names, backends };
+  const scenarios = scenariosFor(parts.scenario);
+  if (typeof scenarios === 'string') return { error: scenarios };
+  if (parts.scenario !== undefined && !names.includes('h2h')) return { error: '--scenario applies to h2h only' };
+  return { names, backends, scenarios };
 }
 
 /** Figures only mean something beside the machine and its load: other work on a 2-core
@@ -145,7 +173,7 @@ async function main(args: readonly string[]): Promise<number> {
   for (const name of parsed.names) {
     console.log('');
     try {
-      await BENCHES[name].run(parsed.backends);
+      await BENCHES[name].run(parsed.backends, parsed.scenarios);
     } catch (err) {
       process.stderr.write(`bench ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       status = 1;
