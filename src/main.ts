@@ -76,4 +76,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code));
+// Exit only once stdout and stderr have flushed: through a pipe, process.exit() drops what is
+// still queued (a `status --json` with 1,000 grants is ~150 KB and was cut off).
+main(process.argv.slice(2)).then((code) => {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+});

@@ -56,10 +56,17 @@ function identity(key: string, plan: Pick<GrantPlan, 'address' | 'prefix' | 'ser
   return `${key}|${plan.address}/${plan.prefix ?? ''}|${serviceKey(plan.services)}${fwd}`;
 }
 
+/** Grant requests waiting for the firewall at most. Every firewall change is one serialised
+ *  backend call (tens of ms); a valid key sending faster than that would otherwise grow the
+ *  queue, and the expiries waiting behind it, without bound (issue 9 bench). Past the bound a
+ *  request is refused like one past maxGrants (grant_limit); the client's retry gets through. */
+export const MAX_PENDING_GRANTS = 64;
+
 export class GrantManager {
   readonly #deps: GrantManagerDeps;
   readonly #live = new Map<string, Live>();
   #queue: Promise<unknown> = Promise.resolve();
+  #pending = 0;
 
   constructor(deps: GrantManagerDeps) {
     this.#deps = deps;
@@ -82,7 +89,10 @@ export class GrantManager {
 
   /** Open (or extend) a grant. Resolves once the firewall has it. */
   grant(keyName: string, plan: GrantPlan, source: string = plan.address): Promise<GrantEvent | undefined> {
+    if (this.#pending >= MAX_PENDING_GRANTS) return Promise.resolve(undefined);
+    this.#pending++;
     return this.#enqueue(async () => {
+      this.#pending--;
       const id = identity(keyName, plan);
       const prev = this.#live.get(id);
       if (!prev && this.#live.size >= this.#deps.maxGrants) return undefined;

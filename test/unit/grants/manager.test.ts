@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GrantManager } from '../../../src/grants/manager.ts';
+import { GrantManager, MAX_PENDING_GRANTS } from '../../../src/grants/manager.ts';
 import { memoryLogger } from '../../../src/log/logger.ts';
 import { ManualClock } from '../../../src/platform/clock.ts';
 import type { GrantPlan } from '../../../src/policy/decide.ts';
@@ -91,4 +91,16 @@ test('a firewall failure rejects that grant and leaves the queue working', async
   await assert.rejects(mgr.grant('alice', plan()), /exit 4/);
   assert.equal(mgr.size, 0);
   assert.ok(await mgr.grant('alice', plan()));
+});
+
+test('requests waiting for the firewall are bounded: past the bound they are refused at once', async () => {
+  const { backend, mgr } = setup(10_000);
+  // 1,000 distinct grants asked for in one burst, none awaited: the firewall is serialised.
+  const asked = Array.from({ length: 1000 }, (_, i) => mgr.grant('alice', plan({ address: `198.18.${i >> 8}.${i & 255}` })));
+  const results = await Promise.all(asked);
+  const granted = results.filter((r) => r !== undefined).length;
+  assert.equal(granted, MAX_PENDING_GRANTS, 'exactly the bound was queued; the rest refused (grant_limit)');
+  assert.equal(backend.grants.size, MAX_PENDING_GRANTS);
+  // Once the queue has drained, new requests are taken again.
+  assert.ok(await mgr.grant('alice', plan({ address: '198.19.0.1' })));
 });
