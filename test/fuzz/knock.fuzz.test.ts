@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { KnockEngine, type KnockEvent } from '../../src/knock/engine.ts';
 import type { DoorConfig } from '../../src/knock/door.ts';
 import { parseSequence, parseTcpFlags, type KnockPort } from '../../src/knock/sequence.ts';
+import { TotpKey } from '../../src/knock/totp.ts';
 import { parseCidr } from '../../src/wire/address.ts';
 import { fuzzRuns } from './runs.ts';
 
@@ -101,4 +102,22 @@ test('random doors and packet streams: bounded state, opens only after the whole
   }), { numRuns: fuzzRuns(1500) });
   t.diagnostic(`doors opened: ${opened}`);
   assert.ok(opened > 0, 'random streams never opened a door: the open check was never exercised');
+});
+
+test('time-derived doors at any wall time (the epoch included): knocks in range never throw', () => {
+  const door: DoorConfig = {
+    name: 't', source: { kind: 'totp', key: new TotpKey(Buffer.alloc(32, 4)), stepS: 30, length: 3, portMin: 20000, portMax: 20063, proto: 'tcp' },
+    seqTimeoutS: 25, services: [], durationS: 60, allowedAddresses: ALL, cmdTimeoutS: 5,
+  };
+  const wall = fc.oneof(fc.integer({ min: 0, max: 120_000 }), fc.integer({ min: 0, max: 2 ** 42 }));
+  fc.assert(fc.property(wall, fc.array(fc.record({ port: fc.integer({ min: 19990, max: 20070 }), dt: fc.integer({ min: 0, max: 40_000 }) }), { maxLength: 60 }), (start, hits) => {
+    const engine = new KnockEngine([door], { maxSources: 4, guardWidth: 1, penaltyMs: 1000 });
+    let mono = 0;
+    for (const h of hits) {
+      mono += h.dt;
+      const now = { monoMs: mono, wallMs: start + mono };
+      engine.hit({ src: '203.0.113.1', dst: '', proto: 'tcp', port: h.port, tcpFlags: 2 }, now);
+      engine.expire(now);
+    }
+  }), { numRuns: fuzzRuns(500) });
 });
