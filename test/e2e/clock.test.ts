@@ -11,7 +11,8 @@
 //     |ts - now| > window_s away from the jumped clock) and one stamped with the daemon's
 //     jumped time is accepted; untrusted, acceptance follows the key's high-water mark
 //     (ts > highwater - window_s), whatever the daemon's clock says.
-// Plus the pure half: a time-derived knock door's used step stays used across jumps.
+// Plus the pure halves: a time-derived knock door's used step stays used across jumps, and
+// the grant manager re-anchors wall expiries from monotonic ones before each reconcile.
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -20,7 +21,10 @@ import { test, type TestContext } from 'node:test';
 import { labSkipReason } from '../lab/lab.ts';
 import { DoorRuntime } from '../../src/knock/door-runtime.ts';
 import { TotpKey } from '../../src/knock/totp.ts';
-import { WALL_OFFSET_ENV } from '../../src/platform/clock.ts';
+import { GrantManager } from '../../src/grants/manager.ts';
+import { memoryLogger } from '../../src/log/logger.ts';
+import { ManualClock, WALL_OFFSET_ENV } from '../../src/platform/clock.ts';
+import { RecordingBackend } from '../fakes/firewall.ts';
 import { bundleSkipReason, createWorld, eventually, sleep, type Backend, type World } from './harness.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason();
@@ -116,4 +120,25 @@ test('time-derived knock door: a used step stays used when the wall clock jumps 
   assert.equal(rt.useStep(step), false, 'back again: the step used before the jump is still refused');
   assert.equal(rt.useStep(step - 120), true);
   assert.equal(rt.useStep(step + 120), false);
+});
+
+test('grant manager: a reconcile after a wall jump keeps the grant, re-anchored to its monotonic expiry; drift alone changes nothing', async () => {
+  const clock = new ManualClock();
+  const backend = new RecordingBackend();
+  const mgr = new GrantManager({ backend, clock, logger: memoryLogger('info'), maxGrants: 4 });
+  const ev = await mgr.grant('tech', { family: 4, address: '198.18.0.2', services: [{ proto: 'tcp', port: 22 }], durationS: 30 });
+  assert.ok(ev);
+  clock.jumpWall(1500); // within the slack: no rewrite
+  await mgr.reconcile();
+  assert.equal(mgr.list()[0]?.expiresAtMs, ev.grant.expiresAtMs);
+  for (const jump of [HOUR, -YEAR]) {
+    clock.jumpWall(jump);
+    await mgr.reconcile();
+    assert.equal(backend.grants.size, 1, `the grant survived a ${jump} ms jump`);
+    const left = (mgr.list()[0]?.expiresAtMs ?? 0) - clock.wallMs();
+    assert.ok(left > 25_000 && left <= 30_000, `wall expiry re-anchored: ${left} ms left`);
+  }
+  clock.advance(30_000);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(backend.grants.size, 0, 'still expires on monotonic time');
 });
