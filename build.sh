@@ -9,6 +9,7 @@
 #   ./build.sh test          the whole test suite (root runs the network-namespace tests)
 #   ./build.sh demo          the self-contained demo in network namespaces (root; ~30 s, test/lab/demo.ts)
 #   ./build.sh bench [NAME]  benchmarks: core, open, grants, all (open/grants take --backend all|nft|iptables)
+#   ./build.sh fuzz [FILE..] the long fuzz run of test/fuzz (FUZZ_RUNS, default 100000; npm run fuzz)
 #   ./build.sh node ARGS     run the pinned Node (e.g. ./build.sh node dist/postern.js --help)
 #   ./build.sh BOARD [--no-test]  build out/BOARD/ for a board in board/ (docs/boards.md)
 #   ./build.sh emulated-prep     out/rpi-arm64 + cached arm64 rootfs for test/board/emulated.test.ts
@@ -125,6 +126,14 @@ import{createRequire as __pcr}from"node:module";const require=__pcr(import.meta.
   log "dist/postern.js: $(stat -c %s dist/postern.js) bytes; with addons: $(du -sh dist | cut -f1)"
 }
 
+# The suite runs each fuzzer briefly; this runs them long (test/fuzz/runs.ts reads FUZZ_RUNS).
+run_fuzz() {
+  export FUZZ_RUNS="${FUZZ_RUNS:-100000}"
+  log "fuzzing with FUZZ_RUNS=$FUZZ_RUNS on $(node --version)"
+  if [ $# -eq 0 ]; then set -- test/fuzz/*.test.ts; fi
+  node --test --test-concurrency=1 --test-timeout=0 --test-reporter=spec "$@"
+}
+
 run_tests() {
   bundle
   log "running tests on $(node --version)"
@@ -141,9 +150,10 @@ case "$cmd" in
   test) deps; run_tests ;;
   demo) deps; bundle; node test/lab/demo.ts "$@" ;;
   bench) deps; bundle; node test/bench/run.ts "$@" ;;
+  fuzz) deps; run_fuzz "$@" ;;
   node) deps >&2; node "$@" ;;
   emulated-prep) deps >&2; emulated_prep ;;
-  help|-h|--help) sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' ;;
+  help|-h|--help) sed -n '4,15p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) if [ -f "board/$cmd/board.json" ]; then deps; board_build "$cmd" "$@"; exit 0; fi
-     sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+     sed -n '4,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -50,6 +50,13 @@ function convert(raw: string | readonly string[], kind: Kind): Conv {
   return FALSE.has(word) ? { ok: true, value: false } : { ok: false, error: 'expected 1/0, on/off, true/false, yes/no' };
 }
 
+/** By option and by content, as validateConfig's show(): a credential pasted under the
+ *  wrong option is still a secret (found by test/fuzz/config.fuzz.test.ts). */
+const SECRET_TEXT = /postern1:|postern-id1:|postern-idenc1:/;
+function hidden(opt: string, raw: string | readonly string[]): boolean {
+  return opt === 'credential' || SECRET_TEXT.test(typeof raw === 'string' ? raw : raw.join(' '));
+}
+
 function put(target: Record<string, unknown>, path: readonly string[], value: Json): void {
   let obj = target;
   for (const p of path.slice(0, -1)) obj = (obj[p] ??= {}) as Record<string, unknown>;
@@ -66,7 +73,7 @@ function mapSection(s: UciSection, table: Table, target: Record<string, unknown>
     }
     const [path, kind] = entry;
     const c = convert(raw, kind);
-    if (!c.ok) errors.push(`${at}: ${c.error}${opt === 'credential' ? '' : ` (got ${JSON.stringify(raw).slice(0, 60)})`}`);
+    if (!c.ok) errors.push(`${at}: ${c.error}${hidden(opt, raw) ? '' : ` (got ${JSON.stringify(raw).slice(0, 60)})`}`);
     else if (path !== null) put(target, path, c.value);
   }
 }

@@ -71,7 +71,8 @@ export function parseResponse(line: string): Decoded<ControlResponse, string> {
   try {
     const v = JSON.parse(line) as Partial<ControlResponse> | null;
     if (v && v.ok === true && 'data' in v) return ok(v as ControlResponse);
-    if (v && v.ok === false && typeof v.error === 'string' && v.error in CONTROL_ERRORS) return ok(v as ControlResponse);
+    // Own keys only: `in` would also take "__proto__", "constructor" or "toString" (fuzz finding).
+    if (v && v.ok === false && typeof v.error === 'string' && Object.hasOwn(CONTROL_ERRORS, v.error)) return ok(v as ControlResponse);
   } catch {
     // falls through to the typed failure
   }

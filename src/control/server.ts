@@ -7,7 +7,7 @@
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { CONTROL_ERRORS, MAX_REQUEST_BYTES, errorResponse, parseRequest, type ControlRequest, type ControlResponse } from './protocol.ts';
+import { CONTROL_ERRORS, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, errorResponse, parseRequest, type ControlRequest, type ControlResponse } from './protocol.ts';
 
 export type ControlHandler = (req: ControlRequest) => Promise<ControlResponse>;
 
@@ -15,6 +15,9 @@ export type ControlHandler = (req: ControlRequest) => Promise<ControlResponse>;
 const MAX_CONNECTIONS = 8;
 /** A connection idle this long is closed. */
 const IDLE_MS = 10_000;
+/** Requests queued on one connection at most: the CLI sends one and waits; more is a runaway
+ *  client, whose queue would otherwise grow with every line it writes (issue 9 exhaustion test). */
+const MAX_PENDING = 16;
 
 /** Whether something already answers on `path` (another daemon). */
 function answers(path: string): Promise<boolean> {
@@ -57,13 +60,20 @@ export class ControlServer {
     socket.setEncoding('utf8');
     let buf = '';
     let chain = Promise.resolve();
+    let pending = 0;
     socket.on('data', (chunk: string) => {
       buf += chunk;
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
+        // A client that does not read its answers, or queues requests without waiting for
+        // them, is cut off: unread output and the queue stay bounded.
+        if (++pending > MAX_PENDING || socket.writableLength > MAX_RESPONSE_BYTES) {
+          socket.destroy();
+          return;
+        }
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        chain = chain.then(() => this.#answer(socket, line));
+        chain = chain.then(() => this.#answer(socket, line)).then(() => { pending--; });
       }
       if (Buffer.byteLength(buf) > MAX_REQUEST_BYTES) {
         buf = '';

@@ -62,6 +62,9 @@ function identity(key: string, plan: Pick<GrantPlan, 'address' | 'prefix' | 'ser
  *  request is refused like one past maxGrants (grant_limit); the client's retry gets through. */
 export const MAX_PENDING_GRANTS = 64;
 
+/** Wall/monotonic disagreement tolerated before a grant's wall-clock expiry is re-anchored. */
+const REANCHOR_SLACK_MS = 2000;
+
 export class GrantManager {
   readonly #deps: GrantManagerDeps;
   readonly #live = new Map<string, Live>();
@@ -206,9 +209,25 @@ export class GrantManager {
     });
   }
 
+  /** Re-anchor each live grant's wall-clock expiry to now from its monotonic one, the truth:
+   *  after a wall-clock jump (NTP step, no RTC: DESIGN.md fact 8) the backends, which compare
+   *  expiresAtMs with wall time, would otherwise drop a grant early (+1 h) or give the kernel
+   *  a timeout past the grant (-1 year), found by test/e2e/clock.test.ts. Within the slack
+   *  nothing changes, so ordinary drift never rewrites rules (fwknop #270). */
+  #reanchor(): void {
+    const { clock } = this.#deps;
+    const wall = clock.wallMs();
+    const mono = clock.monoMs();
+    for (const live of this.#live.values()) {
+      const expiresAtMs = Math.ceil(wall + (live.expiresMono - mono));
+      if (Math.abs(expiresAtMs - live.grant.expiresAtMs) > REANCHOR_SLACK_MS) live.grant = { ...live.grant, expiresAtMs };
+    }
+  }
+
   /** Make the ruleset match the live grants; removes rules a crashed daemon left. */
   reconcile(): Promise<void> {
     return this.#enqueue(async () => {
+      this.#reanchor();
       const report = await this.#deps.backend.reconcile(this.list(), this.#deps.clock.wallMs());
       if (report.removed.length + report.restored.length > 0) {
         this.#deps.logger.info('firewall reconciled', {

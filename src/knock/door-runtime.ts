@@ -16,6 +16,8 @@ export interface Candidate {
 }
 
 const NO_AVOID: ReadonlySet<number> = new Set();
+/** Used steps remembered per time-derived door (a few minutes of opens, or a clock jump). */
+const USED_STEPS_KEPT = 16;
 
 export class DoorRuntime {
   readonly config: DoorConfig;
@@ -48,7 +50,10 @@ export class DoorRuntime {
     if (s.kind !== 'totp') return this.#fixed;
     const now = currentStep(wallMs, s.stepS);
     if (this.#totpCandidates?.step !== now) {
-      this.#totpCandidates = { step: now, list: [now, now - 1].map((step) => ({ seq: this.#derive(s, step), step })) };
+      // No step before 0: a wall clock in the first step after the epoch (a board without an
+      // RTC, DESIGN.md fact 8) must not make deriveSequence throw on a knock (issue 9 test).
+      const steps = now > 0 ? [now, now - 1] : [now];
+      this.#totpCandidates = { step: now, list: steps.map((step) => ({ seq: this.#derive(s, step), step })) };
     }
     return this.#totpCandidates.list;
   }
@@ -88,7 +93,11 @@ export class DoorRuntime {
   useStep(step: number): boolean {
     if (this.#usedSteps.has(step)) return false;
     this.#usedSteps.add(step);
-    for (const k of this.#usedSteps) if (k < step - 2) this.#usedSteps.delete(k);
+    // Forget the oldest USED (insertion order), not the numerically old: after the wall clock
+    // jumps forward and back, a step used before the jump is current again and must still be
+    // refused (issue 9 clock test). Only now and now - 1 can be used, so this stays tiny.
+    const oldest = this.#usedSteps.values().next().value;
+    if (this.#usedSteps.size > USED_STEPS_KEPT && oldest !== undefined) this.#usedSteps.delete(oldest);
     return true;
   }
 }

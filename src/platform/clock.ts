@@ -2,6 +2,8 @@
 // The only home of Date.now, performance.now and setTimeout (STYLE.md principle 8).
 // Everything else takes a Clock, so tests can drive time.
 
+import { readFileSync } from 'node:fs';
+
 export type Cancel = () => void;
 
 export interface Clock {
@@ -13,8 +15,36 @@ export interface Clock {
   schedule(ms: number, fn: () => void): Cancel;
 }
 
+/** Test-only hook (issue 9 clock test, test/e2e/clock.test.ts): when this variable names a
+ *  file, the wall clock is offset by the integer milliseconds the file holds, re-read at most
+ *  every WALL_OFFSET_REREAD_MS, so a test can jump the daemon's wall clock (and only its
+ *  wall clock) while it runs. No shipped config, unit, init script or board file sets it;
+ *  unset, wallMs() is Date.now() and nothing is read. */
+export const WALL_OFFSET_ENV = 'POSTERN_TEST_WALL_OFFSET_FILE';
+const WALL_OFFSET_REREAD_MS = 50;
+
+function offsetWall(file: string): () => number {
+  let offset = 0;
+  let readAt = -Infinity;
+  return () => {
+    const now = performance.now();
+    if (now - readAt >= WALL_OFFSET_REREAD_MS) {
+      readAt = now;
+      try {
+        const n = Number(readFileSync(file, 'utf8').trim());
+        offset = Number.isSafeInteger(n) ? n : 0;
+      } catch {
+        offset = 0; // no file: no offset
+      }
+    }
+    return Date.now() + offset;
+  };
+}
+
+const testOffsetFile = process.env[WALL_OFFSET_ENV];
+
 export const systemClock: Clock = {
-  wallMs: () => Date.now(),
+  wallMs: testOffsetFile ? offsetWall(testOffsetFile) : () => Date.now(),
   monoMs: () => performance.now(),
   schedule(ms, fn) {
     const t = setTimeout(fn, Math.max(0, ms));

@@ -16,6 +16,7 @@ import { generateTechIdentity, parseDevicePublic, parseTechIdentity, parseTechPu
 import { ASYM_TAG_OFFSET, MAX_PACKET } from '../../src/spa/constants.ts';
 import { buildKeyTable } from '../../src/spa/packet.ts';
 import { ReplayGuard } from '../../src/spa/replay.ts';
+import { fuzzRuns } from './runs.ts';
 
 const NOW = 1_764_150_000_000;
 const ALLOWED = new Set(['too_short', 'too_long', 'unknown_key', 'wrong_device', 'bad_auth', 'bad_signature', 'bad_payload', 'rate_limited', 'replay', 'stale']);
@@ -47,7 +48,7 @@ test('random datagrams, some with a known key id: never throw, never open, docum
     const d = decideSpa(buf, '198.18.0.2', s.ctx());
     assert.equal(d.kind, 'drop');
     assert.ok(d.kind === 'drop' && ALLOWED.has(d.reason), JSON.stringify(d));
-  }), { numRuns: 3000 });
+  }), { numRuns: fuzzRuns(3000) });
 });
 
 test('mutations of a valid packet: only the original opens; header mutations stop before public-key work', () => {
@@ -67,7 +68,7 @@ test('mutations of a valid packet: only the original opens; header mutations sto
       const headerTouched = flips.some((f) => f.at >= 4 && f.at < ASYM_TAG_OFFSET);
       if (headerTouched && d.kind === 'drop' && d.reason === 'wrong_device') assert.equal(s.buckets.spent, before, 'no public-key work');
     },
-  ), { numRuns: 1500 });
+  ), { numRuns: fuzzRuns(1500) });
 });
 
 test('key strings: arbitrary text never throws; prefixed base64url of any bytes parses or fails with a named reason', () => {
@@ -80,5 +81,5 @@ test('key strings: arbitrary text never throws; prefixed base64url of any bytes 
         if (!r.ok) assert.ok(['missing_prefix', 'bad_characters', 'bad_length', 'bad_key'].includes(r.reason));
       }
     }
-  }), { numRuns: 2000 });
+  }), { numRuns: fuzzRuns(2000) });
 });

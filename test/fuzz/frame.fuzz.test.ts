@@ -9,12 +9,13 @@
 
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
+import { fuzzTotal } from './runs.ts';
 import { below, mulberry32, type Rng } from './prng.ts';
 import {
   decodeFrame, decodeIPv4, decodeIPv6, decodeTransport, FRAME_REASON_TEXT, type FrameResult,
 } from '../../src/wire/frame.ts';
 
-const TOTAL = 200_000;
+const TOTAL = fuzzTotal(200_000);
 const RANDOM_SHARE = 0.3;
 const MAX_RANDOM_LEN = 120;
 const ARENA_SIZE = 4096;

@@ -16,9 +16,10 @@ import { HMAC_TYPES } from '../../src/fwknop/constants.ts';
 import { buildFwknopPlaintext, encodeFwknop, sealFwknopPlaintext } from '../../src/fwknop/encode.ts';
 import { prepareFwknopKey, type FwknopKey } from '../../src/fwknop/keys.ts';
 import { keysOf, VECTORS, withDigest } from '../unit/fwknop/oracle.ts';
+import { fuzzTotal } from './runs.ts';
 import { below, mulberry32, type Rng } from './prng.ts';
 
-const TOTAL = 200_000;
+const TOTAL = fuzzTotal(200_000);
 const SEALED = 12_000;
 const RANDOM_SHARE = 0.25;
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';

@@ -9,9 +9,10 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { decodeIcmpEcho, ICMP_REASON_TEXT, type IcmpResult } from '../../src/wire/frame.ts';
+import { fuzzTotal } from './runs.ts';
 import { below, mulberry32, type Rng } from './prng.ts';
 
-const TOTAL = 50_000;
+const TOTAL = fuzzTotal(50_000);
 const ARENA_SIZE = 2048;
 
 
