@@ -47,7 +47,11 @@ const TUNED_FLAGS = ['--max-semi-space-size=1'];
 function reexecTuned(): void {
   if (process.env[TUNED_ENV] !== undefined || typeof process.execve !== 'function') return;
   const argv = [process.execPath, ...TUNED_FLAGS, ...process.execArgv, ...process.argv.slice(1)];
-  process.execve(process.execPath, argv, { ...process.env, [TUNED_ENV]: '1', MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '1' });
+  try {
+    process.execve(process.execPath, argv, { ...process.env, [TUNED_ENV]: '1', MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '1' });
+  } catch {
+    // execve refused (e.g. a seccomp or LSM policy): guard untuned rather than not at all.
+  }
 }
 
 async function run(args: string[]): Promise<number> {

@@ -11,6 +11,9 @@
 //     replay  one accepted packet replayed 100,000 times, 50 valid opens interleaved
 //     junk1m  1,000,000 junk packets at full rate (memory)
 //   (default: all of them, each on a fresh daemon in a fresh lab)
+//   Environment: PERF_REPEAT=N floods N times per daemon (RSS after each); PERF_SMAPS=1 prints
+//   the mappings whose Rss grew; PERF_NODE_FLAGS adds Node flags (e.g. --trace-gc, --cpu-prof);
+//   PERF_DAEMON_OUTPUT=N prints the daemon's last N output lines.
 //
 // Per scenario: flood rate reached; daemon CPU seconds (/proc/PID/stat); VmRSS before, after
 // the flood, and after a 5 s settle; packets the daemon classified (status counters) and the
@@ -164,7 +167,8 @@ async function runScenario(print: (l: string) => void, name: string, sc: Scenari
     const mode = await sc.mode(w);
     await sleep(1_000);
     const before = { maps: smaps(pid), parts: rssParts(pid), rss: rssMb(pid), cpu: cpuS(pid), raw: rawUdp(pid), n: await classified(w) };
-    const flood = w.lab.exec(w.lab.attacker, [blast, w.lab.router.ip4, String(SPA_PORT), String(sc.count), String(FLOOD_S * (sc.count > 10_000_000 ? 1 : 6)), String(sc.pps), mode, '42'], { timeoutMs: 120_000 });
+    const floodArgv = [blast, w.lab.router.ip4, String(SPA_PORT), String(sc.count), String(FLOOD_S * (sc.count > 10_000_000 ? 1 : 6)), String(sc.pps), mode, '42'];
+    const flood = w.lab.exec(w.lab.attacker, floodArgv, { timeoutMs: 120_000 });
     const trials = sc.trials ? sleep(TRIAL_DELAY_MS).then(() => runTrials(w, sources.slice(0, TRIALS))) : Promise.resolve([]);
     const f = await flood;
     const sent = JSON.parse(f.stdout.trim() || '{}') as { sent?: number; pps?: number };
@@ -183,6 +187,14 @@ async function runScenario(print: (l: string) => void, name: string, sc: Scenari
     const fails = results.filter((t) => t.result !== 'open').slice(0, 3);
     for (const t of fails) print(`  failed: ${JSON.stringify(t)}`);
     // PERF_DAEMON_OUTPUT=N: the daemon's last N output lines (with --trace-gc in PERF_NODE_FLAGS, its heap sizes).
+    // A second, identical flood on the same daemon: growth that is a high-water mark (arenas,
+    // code pages, the young generation) does not come back; a leak would.
+    for (let r = 2; r <= Number(process.env['PERF_REPEAT'] ?? 1); r++) {
+      const again = await w.lab.exec(w.lab.attacker, floodArgv, { timeoutMs: 120_000 });
+      await drainMs(pid);
+      await sleep(SETTLE_MS);
+      print(`  flood ${r} (${(JSON.parse(again.stdout.trim() || '{}') as { sent?: number }).sent} sent): RSS ${fmt(rssMb(pid))} MB (growth since before flood 1: ${fmt(rssMb(pid) - before.rss)} MB); ${rssParts(pid)}`);
+    }
     if (process.env['PERF_SMAPS'] === '1') print(`  smaps Rss growth by mapping:\n${smapsGrowth(before.maps, smaps(pid))}`);
     const tail = Number(process.env['PERF_DAEMON_OUTPUT'] ?? 0);
     if (tail > 0) print(w.daemon.output().trim().split('\n').slice(-tail).join('\n'));
