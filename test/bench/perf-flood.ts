@@ -10,7 +10,9 @@
 //     keyid   valid key id + random tag at full rate for 10 s, 50 valid opens interleaved
 //     replay  one accepted packet replayed 100,000 times, 50 valid opens interleaved
 //     junk1m  1,000,000 junk packets at full rate (memory)
-//   (default: all of them, each on a fresh daemon in a fresh lab)
+//     grants  10,000 grants of 1 s, each for its own address, opened and expired (memory; not
+//             in the default set: it takes a few minutes)
+//   (default: all of them but grants, each on a fresh daemon in a fresh lab)
 //   Environment: PERF_REPEAT=N floods N times per daemon (RSS after each); PERF_SMAPS=1 prints
 //   the mappings whose Rss grew; PERF_NODE_FLAGS adds Node flags (e.g. --trace-gc, --cpu-prof);
 //   PERF_DAEMON_OUTPUT=N prints the daemon's last N output lines.
@@ -117,10 +119,18 @@ function smapsGrowth(a: Map<string, number>, b: Map<string, number>): string {
   return rows.slice(0, 8).map(([k, d]) => `    ${String(d).padStart(7)} kB  ${k}`).join('\n');
 }
 
-async function classified(w: World): Promise<number> {
+async function counters(w: World): Promise<Record<string, number>> {
   const r = await w.postern(w.lab.router, ['status', '--config', w.configPath, '--json']);
-  const s = JSON.parse(r.stdout) as { counters: Record<string, number> };
-  return Object.entries(s.counters).filter(([k]) => k !== 'closed').reduce((n, [, v]) => n + v, 0);
+  return (JSON.parse(r.stdout) as { counters: Record<string, number> }).counters;
+}
+
+async function classified(w: World): Promise<number> {
+  return Object.entries(await counters(w)).filter(([k]) => k !== 'closed').reduce((n, [, v]) => n + v, 0);
+}
+
+function refusedDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const skip = new Set(['accepted', 'extended', 'closed', 'knocks', 'public_key_ops']);
+  return Object.fromEntries(Object.entries(b).filter(([k, v]) => !skip.has(k) && v !== (a[k] ?? 0)).map(([k, v]) => [k, v - (a[k] ?? 0)]));
 }
 
 async function addSources(lab: Lab, addrs: readonly string[]): Promise<void> {
@@ -203,6 +213,39 @@ async function runScenario(print: (l: string) => void, name: string, sc: Scenari
   }
 }
 
+const GRANTS = 10_000;
+const GRANTS_PPS = 500;
+/** Sends the hex datagrams on stdin (one per line) to HOST PORT at PPS, inside a lab host. */
+const SEND_LINES = `const d=require('node:dgram').createSocket('udp4');const [h,p,r]=process.argv.slice(1);
+let t='';process.stdin.on('data',(c)=>t+=c).on('end',async()=>{const l=t.trim().split('\\n');const t0=Date.now();
+for(let i=0;i<l.length;i++){while(i>(Date.now()-t0)*Number(r)/1000)await new Promise((z)=>setTimeout(z,2));
+await new Promise((z)=>d.send(Buffer.from(l[i],'hex'),Number(p),h,z));}d.close();console.log(JSON.stringify({sent:l.length,ms:Date.now()-t0}));});`;
+
+/** 10,000 grants, each for its own address (explicit allow address, 1 s), opened and expired. */
+async function runGrants(print: (l: string) => void, backend: Backend): Promise<void> {
+  const w = await createWorld({ backend, tag: 'perfgrants', keyExtra: { require_source_address: false } });
+  try {
+    await w.startDaemon();
+    const pid = w.daemon.pid;
+    await sleep(1_000);
+    const before = { rss: rssMb(pid), parts: rssParts(pid), cpu: cpuS(pid) };
+    // Increasing timestamps, 1 ms apart: once the replay ring (4096) is full, each eviction
+    // raises the key's floor to the evicted packet's ts, and equal timestamps would be stale.
+    const t0 = Date.now() - 5_000;
+    const lines = Array.from({ length: GRANTS }, (_, i) => w.packet({ durationS: 1, nowMs: t0 + i, allowAddress: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }).toString('hex'));
+    const counters0 = await counters(w);
+    const r = await w.lab.exec(w.lab.client, [process.execPath, '-e', SEND_LINES, w.lab.router.ip4, String(SPA_PORT), String(GRANTS_PPS)], { input: lines.join('\n'), timeoutMs: 120_000 });
+    const end = Date.now() + 60_000;
+    while ((await w.grantRules()).length > 0 && Date.now() < end) await sleep(500);
+    await sleep(SETTLE_MS);
+    print(`grants (${GRANTS} grants of 1 s, each for its own address, ${GRANTS_PPS}/s) on postern/${backend}: sender ${r.stdout.trim()}; `
+      + `accepted ${(await counters(w))['accepted']! - counters0['accepted']!}, refused ${JSON.stringify(refusedDelta(counters0, await counters(w)))}; left open ${(await w.grantRules()).length}; daemon CPU ${fmt(cpuS(pid) - before.cpu)} s`);
+    print(`  RSS ${fmt(before.rss)} -> ${fmt(rssMb(pid))} MB after all expired + ${SETTLE_MS / 1000} s (growth ${fmt(rssMb(pid) - before.rss)} MB; target <= ${TARGET.rssGrowthMb}); ${before.parts} -> ${rssParts(pid)}`);
+  } finally {
+    await w.close();
+  }
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const skip = labSkipReason() ?? bundleSkipReason();
   if (skip) {
@@ -213,16 +256,19 @@ async function main(argv: readonly string[]): Promise<number> {
   const backend = (bi >= 0 ? argv[bi + 1] : 'nft') as Backend;
   const names = argv.filter((a, i) => !a.startsWith('--') && (bi < 0 || i !== bi + 1));
   const chosen = names.length > 0 ? names : Object.keys(SCENARIOS);
-  const unknown = chosen.filter((n) => !Object.hasOwn(SCENARIOS, n));
+  const unknown = chosen.filter((n) => !Object.hasOwn(SCENARIOS, n) && n !== 'grants');
   if (unknown.length > 0 || (backend !== 'nft' && backend !== 'iptables')) {
-    console.error(`usage: perf-flood.ts [${Object.keys(SCENARIOS).join('|')}...] [--backend nft|iptables]`);
+    console.error(`usage: perf-flood.ts [${Object.keys(SCENARIOS).join('|')}|grants...] [--backend nft|iptables]`);
     return 2;
   }
   const dir = mkdtempSync(join(tmpdir(), 'postern-perf-'));
   try {
     const blast = join(dir, 'udp-blast');
     execFileSync('gcc', ['-O2', '-o', blast, BLAST_SRC]);
-    for (const n of chosen) await runScenario((l) => console.log(l), n, SCENARIOS[n]!, backend, blast);
+    for (const n of chosen) {
+      if (n === 'grants') await runGrants((l) => console.log(l), backend);
+      else await runScenario((l) => console.log(l), n, SCENARIOS[n]!, backend, blast);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
