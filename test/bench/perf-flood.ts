@@ -121,7 +121,10 @@ function smapsGrowth(a: Map<string, number>, b: Map<string, number>): string {
 
 async function counters(w: World): Promise<Record<string, number>> {
   const r = await w.postern(w.lab.router, ['status', '--config', w.configPath, '--json']);
-  return (JSON.parse(r.stdout) as { counters: Record<string, number> }).counters;
+  // Only the counters object: with thousands of grants the whole status is large.
+  const m = /"counters":(\{[^}]*\})/.exec(r.stdout);
+  if (!m) throw new Error(`status --json without counters: ${r.stdout.slice(0, 200)} ${r.stderr}`);
+  return JSON.parse(m[1]!) as Record<string, number>;
 }
 
 async function classified(w: World): Promise<number> {
@@ -213,8 +216,9 @@ async function runScenario(print: (l: string) => void, name: string, sc: Scenari
   }
 }
 
-const GRANTS = 10_000;
-const GRANTS_PPS = 500;
+const GRANTS = Number(process.env['PERF_GRANTS'] ?? 10_000);
+/** What the firewall path sustains here (one nft transaction per grant and per expiry: ~50/s measured). */
+const GRANTS_PPS = Number(process.env['PERF_GRANTS_PPS'] ?? 40);
 /** Sends the hex datagrams on stdin (one per line) to HOST PORT at PPS, inside a lab host. */
 const SEND_LINES = `const d=require('node:dgram').createSocket('udp4');const [h,p,r]=process.argv.slice(1);
 let t='';process.stdin.on('data',(c)=>t+=c).on('end',async()=>{const l=t.trim().split('\\n');const t0=Date.now();
@@ -228,19 +232,29 @@ async function runGrants(print: (l: string) => void, backend: Backend): Promise<
     await w.startDaemon();
     const pid = w.daemon.pid;
     await sleep(1_000);
-    const before = { rss: rssMb(pid), parts: rssParts(pid), cpu: cpuS(pid) };
-    // Increasing timestamps, 1 ms apart: once the replay ring (4096) is full, each eviction
-    // raises the key's floor to the evicted packet's ts, and equal timestamps would be stale.
-    const t0 = Date.now() - 5_000;
-    const lines = Array.from({ length: GRANTS }, (_, i) => w.packet({ durationS: 1, nowMs: t0 + i, allowAddress: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }).toString('hex'));
+    const before = { maps: smaps(pid), rss: rssMb(pid), parts: rssParts(pid), cpu: cpuS(pid) };
+    // Increasing timestamps: once the replay ring (4096) is full, each eviction raises the
+    // key's floor to the evicted packet's ts, and equal timestamps would be stale.
+    // Each one stamped about when it is sent (the sender is paced), so none goes stale.
+    const t0 = Date.now();
+    const lines = Array.from({ length: GRANTS }, (_, i) => w.packet({ durationS: 1, nowMs: t0 + Math.floor((i * 1000) / GRANTS_PPS), allowAddress: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }).toString('hex'));
     const counters0 = await counters(w);
-    const r = await w.lab.exec(w.lab.client, [process.execPath, '-e', SEND_LINES, w.lab.router.ip4, String(SPA_PORT), String(GRANTS_PPS)], { input: lines.join('\n'), timeoutMs: 120_000 });
-    const end = Date.now() + 60_000;
-    while ((await w.grantRules()).length > 0 && Date.now() < end) await sleep(500);
+    const r = await w.lab.exec(w.lab.client, [process.execPath, '-e', SEND_LINES, w.lab.router.ip4, String(SPA_PORT), String(GRANTS_PPS)], { input: lines.join('\n'), timeoutMs: 2 * 1000 * GRANTS / GRANTS_PPS + 60_000 });
+    const end = Date.now() + 120_000;
+    // Wait for the daemon to apply the backlog (accepted stops changing) and the kernel to expire it.
+    let last = -1;
+    for (let now = (await counters(w))['accepted']!; (now !== last || (await w.grantRules()).length > 0) && Date.now() < end; now = (await counters(w))['accepted']!) {
+      if (process.env['PERF_GRANTS_TRACE'] === '1') print(`  accepted so far ${now - counters0['accepted']!}, live rules ${(await w.grantRules()).length}`);
+      last = now;
+      await sleep(2_000);
+    }
     await sleep(SETTLE_MS);
     print(`grants (${GRANTS} grants of 1 s, each for its own address, ${GRANTS_PPS}/s) on postern/${backend}: sender ${r.stdout.trim()}; `
       + `accepted ${(await counters(w))['accepted']! - counters0['accepted']!}, refused ${JSON.stringify(refusedDelta(counters0, await counters(w)))}; left open ${(await w.grantRules()).length}; daemon CPU ${fmt(cpuS(pid) - before.cpu)} s`);
     print(`  RSS ${fmt(before.rss)} -> ${fmt(rssMb(pid))} MB after all expired + ${SETTLE_MS / 1000} s (growth ${fmt(rssMb(pid) - before.rss)} MB; target <= ${TARGET.rssGrowthMb}); ${before.parts} -> ${rssParts(pid)}`);
+    if (process.env['PERF_SMAPS'] === '1') print(`  smaps Rss growth by mapping:\n${smapsGrowth(before.maps, smaps(pid))}`);
+    const tail = Number(process.env['PERF_DAEMON_OUTPUT'] ?? 0);
+    if (tail > 0) print(w.daemon.output().trim().split('\n').slice(-tail).join('\n'));
   } finally {
     await w.close();
   }
