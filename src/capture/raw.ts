@@ -14,7 +14,8 @@
 // filter (ICMP_FILTER, ICMP6_FILTER) keeps all other ICMP types (NDP, errors) away.
 //
 // The addon reuses one receive buffer: `onFrame` runs synchronously and must copy what
-// it keeps beyond its own return.
+// it keeps beyond its own return. Each readiness wakeup reads up to 64 datagrams
+// (drain.ts): the addon's own reader takes one per wakeup and falls behind under floods.
 
 import { createRequire } from 'node:module';
 import { createSocket as createUdpSocket, type Socket as UdpSocket } from 'node:dgram';
@@ -24,8 +25,9 @@ import { decodeIcmpEcho, decodeIPv4, decodeTransport } from '../wire/frame.ts';
 import { ok, type Decoded } from '../wire/result.ts';
 import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, IPPROTO_ICMPV6 } from '../wire/constants.ts';
 import type { Logger } from '../log/logger.ts';
+import { drainOnReady, type DrainableSocket } from './drain.ts';
 
-interface RawSocket {
+interface RawSocket extends DrainableSocket {
   setOption(level: number, option: number, value: number): void;
   setOption(level: number, option: number, value: Buffer, length: number): void;
   on(event: 'message', fn: (buf: Buffer, source: string) => void): void;
@@ -205,13 +207,15 @@ export class RawCapture implements PacketSource {
     onFrame: FrameHandler,
     onJunk: JunkHandler,
   ): void {
-    sock.on('message', (buf, source) => {
+    const handle = (buf: Buffer, source: string): void => {
       const frame = decode(buf, source);
       if (frame === undefined) return;
       if (frame.ok) onFrame(frame.value);
       else onJunk(frame.reason);
-    });
-    sock.on('error', (err) => this.#opts.logger.error('capture socket error', { error: err.message }));
+    };
+    const onError = (err: Error): void => this.#opts.logger.error('capture socket error', { error: err.message });
+    if (!drainOnReady(sock, (buf, bytes, source) => handle(buf.subarray(0, bytes), source), onError)) sock.on('message', handle);
+    sock.on('error', onError);
     this.#sockets.push(sock);
   }
 

@@ -5,7 +5,6 @@
 // does not leave a door open; rules of a process killed outright (SIGKILL) carry their
 // expiry and are removed by the next start's reconciliation.
 
-import v8 from 'node:v8';
 import { createLogger, type Level } from '../log/logger.ts';
 import { systemClock } from '../platform/clock.ts';
 import { ConfigError, Daemon } from '../daemon/daemon.ts';
@@ -23,6 +22,37 @@ const USAGE = `usage: postern daemon --config FILE [--dry-run] [--log-level debu
   SIGTERM/SIGINT remove postern's rules (unless firewall.keep_guarding_on_exit) and exit.`;
 
 const LEVELS = ['debug', 'info', 'warn', 'error'];
+
+/** Set in the environment of the re-executed daemon (and by anyone who tunes it themselves). */
+export const TUNED_ENV = 'POSTERN_DAEMON_TUNED';
+/**
+ * Memory settings that only work before V8 and the C library start, so the daemon re-executes
+ * itself once with them (same pid: procd and systemd see no new process). Measured under junk
+ * floods (test/bench/perf-flood.ts, issue 9), without them RSS grows 10-12 MB and stays there:
+ *  - V8 grows its young generation from 1 MB up to two 16 MB semi-spaces when a flood makes
+ *    garbage fast, and keeps it. `v8.setFlagsFromString('--max-semi-space-size=1')` at run time
+ *    does nothing (the heap is configured at isolate creation; checked on Node 24), so the flag
+ *    goes on the command line. A 1 MB nursery costs a 0.1-0.5 ms scavenge per MB of garbage.
+ *  - V8's background threads (concurrent TurboFan/Maglev compilation, concurrent marking) each
+ *    malloc in their own glibc arena; the compiler's zone memory is freed but the arenas keep it
+ *    (4-5 MB in 64 MB-aligned mappings after one flood, /proc/PID/smaps). MALLOC_ARENA_MAX=1
+ *    puts every thread on the main arena, which reuses what was freed (measured: anon growth
+ *    10.4 -> 3 MB). `--single-threaded` also stops it, but then TurboFan compiles on the event
+ *    loop, and a 20,000 pps flood saw the compile pauses as queue drops. musl (OpenWrt)
+ *    ignores the variable: it has no per-thread arenas.
+ * The board's own flags (process.execArgv, e.g. --max-old-space-size) come after ours and win.
+ */
+const TUNED_FLAGS = ['--max-semi-space-size=1'];
+
+function reexecTuned(): void {
+  if (process.env[TUNED_ENV] !== undefined || typeof process.execve !== 'function') return;
+  const argv = [process.execPath, ...TUNED_FLAGS, ...process.execArgv, ...process.argv.slice(1)];
+  try {
+    process.execve(process.execPath, argv, { ...process.env, [TUNED_ENV]: '1', MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '1' });
+  } catch {
+    // execve refused (e.g. a seccomp or LSM policy): guard untuned rather than not at all.
+  }
+}
 
 async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
@@ -45,10 +75,7 @@ async function run(args: string[]): Promise<number> {
     errOut(`postern: refusing to start with ${values.config}: ${doorless}`);
     return EXIT_FAIL;
   }
-  // The daemon is mostly idle: a 1 MB young generation instead of V8's default 16 MB
-  // semi-spaces costs little CPU and about 5 MB of RSS (test/bench open reports it).
-  // Board files may still pass their own heap caps on the command line.
-  v8.setFlagsFromString('--max-semi-space-size=1');
+  reexecTuned();
   const logger = createLogger({ level: (values['log-level'] ?? pre.config.raw.log_level) as Level });
   // The backend is chosen once per process: changing firewall.backend takes a restart.
   const backend = values['dry-run'] === true ? 'dry-run' : await resolveBackendName(pre.config);

@@ -64,6 +64,14 @@ const LOG_MAX_TRACKED = 32;
 /** Refusals that, over ICMP, mean "an ordinary ping", not "a bad SPA packet". */
 const NOT_OURS_OVER_ICMP: ReadonlySet<DropReason> = new Set(['too_short', 'too_long', 'unknown_key', 'fwknop_malformed']);
 
+/** Where the daemon's memory is (issue 9: RSS growth must be explained), in KiB. RSS beyond
+ *  heapTotal + external is the runtime itself: code pages of node, malloc arenas, stacks. */
+function memoryFields(): Record<string, number> {
+  const m = process.memoryUsage();
+  const kib = (n: number): number => Math.round(n / 1024);
+  return { rss_kib: kib(m.rss), heap_total_kib: kib(m.heapTotal), heap_used_kib: kib(m.heapUsed), external_kib: kib(m.external), array_buffers_kib: kib(m.arrayBuffers) };
+}
+
 export class Daemon {
   readonly #deps: DaemonDeps;
   readonly counters = new Counters();
@@ -202,6 +210,7 @@ export class Daemon {
       const text = JSON.stringify(snap);
       if (text !== last) this.#log.info('stats', { ...snap, grants: this.#grants?.size ?? 0, ...this.#knockStats() });
       last = text;
+      this.#log.debug('memory', memoryFields);
     });
     every(config.raw.firewall.reconcile_interval_s * 1000, () => {
       void this.#maintain();
