@@ -102,6 +102,17 @@ NATIVE_FILES=(
   "better-sqlite3/prebuilds/linux-$(case $(uname -m) in aarch64) echo arm64 ;; *) echo x64 ;; esac).node"
 )
 
+# Size (issue 8: postern.js <= 600 KB minified). mqtt.js's readable-stream is a copy of
+# node:stream (v4 mirrors Node 18+ streams); its SOCKS proxy and browser worker timers are not
+# used by postern (src/bundle/*-stub.ts); qrcode: only its encoder (we render to the
+# terminal ourselves), not its PNG/SVG renderers.
+BUNDLE_ALIASES=(
+  "--alias:readable-stream=stream"
+  "--alias:socks=./src/bundle/socks-stub.ts"
+  "--alias:worker-timers=./src/bundle/worker-timers-stub.ts"
+  "--alias:qrcode=qrcode/lib/core/qrcode.js"
+)
+
 bundle() {
   # POSTERN_NO_TYPECHECK=1 skips tsc for a quick rebuild while iterating; test and CI never set it.
   [ "${POSTERN_NO_TYPECHECK:-}" = 1 ] || typecheck
@@ -112,6 +123,7 @@ bundle() {
   # ESM output; the banner gives bundled CommonJS dependencies a real require().
   node_modules/.bin/esbuild src/main.ts --bundle --platform=node --target=node22 \
     --format=esm --minify --legal-comments=none --log-level=warning "${externals[@]}" \
+    "${BUNDLE_ALIASES[@]}" \
     --define:POSTERN_VERSION="\"$(sed -n 's/^  "version": "\([^"]*\)".*/\1/p' package.json)\"" \
     --banner:js='#!/usr/bin/env node
 import{createRequire as __pcr}from"node:module";const require=__pcr(import.meta.url);' \
