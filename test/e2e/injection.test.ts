@@ -37,6 +37,7 @@ test('knock door start/stop: metacharacters and %IP% stay inside their own argv 
   };
   const w = await createWorld({ backend: 'nft', tag: 'inj', config: { doors: [door] } });
   t.after(() => w.close());
+  w.own(dir); // the commands run as the daemon's (non-root) user: it writes its argv record here
   await w.startDaemon();
   const r = await w.postern(w.lab.client, ['knock', w.lab.router.ip4, '7100', '7200']);
   assert.equal(r.code, 0, r.stderr);
