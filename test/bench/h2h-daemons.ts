@@ -8,7 +8,7 @@
 // Each gives the benchmark its pid, the valid opens for a list of client sources (hex
 // datagrams; knocks need none), and what it can tell about the packets it handled.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, IP_BIN, type Lab, type LabProcess } from '../lab/lab.ts';
@@ -16,11 +16,12 @@ import { probeArgv } from '../lab/net-probe.ts';
 import { SERVICE_PORT, SPA_PORT, createWorld, sleep, type Backend, type World } from '../e2e/harness.ts';
 import { startBroker, startTap, tapMessages } from '../e2e/mqtt-lab.ts';
 import { FirewallSchema } from '../../src/config/schema.ts';
+import { KNOCKS, readText, startKnockdIn } from './knock.ts';
 import { accessConf, findBin, fwknopTrials, newFwknopRun, FWKNOP_SPA_PORT } from './fwknop-bench.ts';
 
 export type DaemonName = 'postern/nft' | 'postern/iptables' | 'fwknopd (pcap)' | 'fwknopd (udp)' | 'knockd';
 export const SPA_DAEMONS: readonly DaemonName[] = ['postern/nft', 'postern/iptables', 'fwknopd (pcap)', 'fwknopd (udp)'];
-export const KNOCKS = [7000, 8000, 9000] as const;
+export { KNOCKS } from './knock.ts';
 
 /** What a daemon says about a flood; undefined where it keeps no such count. */
 export interface DaemonCounts {
@@ -155,13 +156,6 @@ export async function startFwknopd(mode: 'pcap' | 'udp'): Promise<Daemon> {
   }
 }
 
-function readText(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
 
 /** Static neighbour entries on the router for the client's extra addresses: no ARP in a trial. */
 export async function addSources(lab: Lab, addrs: readonly string[]): Promise<void> {
@@ -201,17 +195,7 @@ export async function startKnockd(): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'postern-h2h-knockd-'));
   const close = async (): Promise<void> => { await lab.close(); rmSync(dir, { recursive: true, force: true }); };
   try {
-    const echo = lab.spawn(lab.router, probeArgv(['echo-server', SERVICE_PORT]));
-    await echo.waitForOutput(/listening/, 10_000);
-    const drop = await lab.exec(lab.router, ['iptables', '-w', '-A', 'INPUT', '-p', 'tcp', '--dport', String(SERVICE_PORT), '-j', 'DROP']);
-    if (drop.code !== 0) throw new Error(`iptables: ${drop.stderr}`);
-    const conf = join(dir, 'knockd.conf');
-    const log = join(dir, 'knockd.log');
-    writeFileSync(conf, `[options]\n  LogFile = ${log}\n[ssh]\n  sequence = ${KNOCKS.join(',')}\n  seq_timeout = 25\n  tcpflags = syn\n`
-      + `  start_command = ${findBin('iptables') ?? '/usr/sbin/iptables'} -w -I INPUT -s %IP% -p tcp --dport ${SERVICE_PORT} -j ACCEPT\n`);
-    const proc = lab.spawn(lab.router, [findBin('knockd') ?? 'knockd', '-i', lab.router.ifname, '-c', conf]);
-    for (let i = 0; i < 50 && !/listening/.test(readText(log)); i++) await sleep(100);
-    if (!/listening/.test(readText(log))) throw new Error(`knockd did not start: ${proc.output()}`);
+    const { proc, log } = await startKnockdIn(lab, dir);
     return {
       name: 'knockd', lab, pid: proc.pid, spaPort: SPA_PORT, valid: async (s) => s.map(() => ''),
       counts: async () => ({

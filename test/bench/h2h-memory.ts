@@ -12,7 +12,8 @@ import { sleep } from '../e2e/harness.ts';
 import { readRss } from './open.ts';
 import { posternStatus, type Daemon } from './h2h-daemons.ts';
 import type { Row } from './h2h-report.ts';
-import { cpuSeconds, type Bins } from './h2h.ts';
+import { cpuSeconds } from './cpu.ts';
+import type { Bins } from './h2h.ts';
 
 const JUNK = 1_000_000;
 const JUNK_MAX_S = 30;

@@ -15,7 +15,7 @@
 // Shared machine: the figures are noisy, compare within one run.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,7 @@ import { summarize } from './stats.ts';
 import {
   KNOCKS, addSources, startFwknopd, startKnockd, startPostern, startPosternKnock, type Daemon, type DaemonName,
 } from './h2h-daemons.ts';
+import { cpuSeconds } from './cpu.ts';
 import { H2H_PROBE_PATH, type H2hPlan, type H2hTrial } from './h2h-probe.ts';
 import { SCENARIOS, SCENARIO_ABOUT, type Row, type Scenario } from './h2h-report.ts';
 import { deltas, runMemory } from './h2h-memory.ts';
@@ -58,13 +59,6 @@ export function compileSenders(dir: string): Bins {
   return bins;
 }
 
-const CLK_TCK = 100;
-/** utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15). */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
 
 export function sources(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `198.18.0.${FIRST_SOURCE + i}`);

@@ -20,7 +20,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IP_BIN, createLab, labSkipReason, type Lab } from '../lab/lab.ts';
+import { IP_BIN, createLab, labSkipReason, type Lab, type LabProcess } from '../lab/lab.ts';
 import { probeArgv } from '../lab/net-probe.ts';
 import { SERVICE_PORT, bundleSkipReason, createWorld, sleep, type Backend } from '../e2e/harness.ts';
 import { FirewallSchema } from '../../src/config/schema.ts';
@@ -28,12 +28,13 @@ import { KNOCK_PROBE_PATH, type KnockPlan } from './knock-probe.ts';
 import type { TrialResult } from './open-probe.ts';
 import { fmt, summarize, type Summary } from './stats.ts';
 import { findBin } from './fwknop-bench.ts';
+import { cpuSeconds } from './cpu.ts';
 import { readRss as readRssOf } from './open.ts';
 
 const readRss = (pid: number): number | undefined => readRssOf(pid)?.mb;
 
 const TRIALS = 30;
-const KNOCKS = [7000, 8000, 9000];
+export const KNOCKS = [7000, 8000, 9000] as const;
 const FIRST_SOURCE = 100;
 const FLOOD = 100_000;
 const FLOOD_MAX_S = 20;
@@ -91,14 +92,6 @@ async function runTrials(lab: Lab, addrs: readonly string[]): Promise<TrialResul
   return r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as TrialResult);
 }
 
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  return (Number(fields[11]) + Number(fields[12])) / ticks;
-}
-
 let blastBin: string | undefined;
 function blast(dir: string): string {
   blastBin ??= join(dir, 'syn-blast');
@@ -147,21 +140,27 @@ async function postern(backend: Backend): Promise<DaemonUnderTest> {
   }
 }
 
-/** knockd 0.8 as Debian ships it, one door whose command inserts the accept rule. */
+/** knockd 0.8 as Debian ships it in `lab`'s router, one door (KNOCKS) whose command inserts
+ *  the accept rule for the echo service; the h2h bench starts it the same way. */
+export async function startKnockdIn(lab: Lab, dir: string): Promise<{ readonly proc: LabProcess; readonly log: string }> {
+  const echo = lab.spawn(lab.router, probeArgv(['echo-server', SERVICE_PORT]));
+  await echo.waitForOutput(/listening/, 10_000);
+  const drop = await lab.exec(lab.router, ['iptables', '-w', '-A', 'INPUT', '-p', 'tcp', '--dport', String(SERVICE_PORT), '-j', 'DROP']);
+  if (drop.code !== 0) throw new Error(`iptables: ${drop.stderr}`);
+  const conf = join(dir, 'knockd.conf');
+  const log = join(dir, 'knockd.log');
+  writeFileSync(conf, `[options]\n  LogFile = ${log}\n[ssh]\n  sequence = ${KNOCKS.join(',')}\n  seq_timeout = 25\n  tcpflags = syn\n`
+    + `  start_command = ${findBin('iptables') ?? '/usr/sbin/iptables'} -w -I INPUT -s %IP% -p tcp --dport ${SERVICE_PORT} -j ACCEPT\n`);
+  const proc = lab.spawn(lab.router, [findBin('knockd') ?? 'knockd', '-i', lab.router.ifname, '-c', conf]);
+  for (let i = 0; i < 50 && !/listening/.test(readText(log)); i++) await sleep(100);
+  if (!/listening/.test(readText(log))) throw new Error(`knockd did not start: ${proc.output()}`);
+  return { proc, log };
+}
+
 async function knockd(dir: string): Promise<DaemonUnderTest> {
   const lab = await createLab({ tag: 'kbknockd' });
   try {
-    const echo = lab.spawn(lab.router, probeArgv(['echo-server', SERVICE_PORT]));
-    await echo.waitForOutput(/listening/, 10_000);
-    const drop = await lab.exec(lab.router, ['iptables', '-w', '-A', 'INPUT', '-p', 'tcp', '--dport', String(SERVICE_PORT), '-j', 'DROP']);
-    if (drop.code !== 0) throw new Error(`iptables: ${drop.stderr}`);
-    const conf = join(dir, 'knockd.conf');
-    const log = join(dir, 'knockd.log');
-    writeFileSync(conf, `[options]\n  LogFile = ${log}\n[ssh]\n  sequence = ${KNOCKS.join(',')}\n  seq_timeout = 25\n  tcpflags = syn\n`
-      + `  start_command = ${findBin('iptables') ?? '/usr/sbin/iptables'} -w -I INPUT -s %IP% -p tcp --dport ${SERVICE_PORT} -j ACCEPT\n`);
-    const proc = lab.spawn(lab.router, [findBin('knockd') ?? 'knockd', '-i', lab.router.ifname, '-c', conf]);
-    for (let i = 0; i < 50 && !/listening/.test(readText(log)); i++) await sleep(100);
-    if (!/listening/.test(readText(log))) throw new Error(`knockd did not start: ${proc.output()}`);
+    const { proc } = await startKnockdIn(lab, dir);
     return { lab, pid: proc.pid, close: () => lab.close() };
   } catch (err) {
     await lab.close();
@@ -169,7 +168,7 @@ async function knockd(dir: string): Promise<DaemonUnderTest> {
   }
 }
 
-function readText(path: string): string {
+export function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch {
