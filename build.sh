@@ -146,8 +146,25 @@ run_fuzz() {
   node --test --test-concurrency=1 --test-timeout=0 --test-reporter=spec "$@"
 }
 
+# The end-to-end tests run the daemon as a non-root user (test/e2e/harness.ts DAEMON_USER):
+# it must be able to reach the pinned Node and dist/ inside this checkout. A checkout under
+# a 0700 directory (mktemp -d, /root) is unreachable for it, so, as root, grant traversal
+# only (o+x, never read) on each directory above the checkout that lacks it.
+daemon_user_can_reach_checkout() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  local d=$ROOT
+  while [ "$d" != / ]; do
+    if [ $(( $(stat -c '%#a' "$d") & 1 )) -eq 0 ]; then
+      log "granting traversal (o+x) on $d so the tests' non-root daemon can reach the checkout"
+      chmod o+x "$d"
+    fi
+    d=$(dirname "$d")
+  done
+}
+
 run_tests() {
   bundle
+  daemon_user_can_reach_checkout
   log "running tests on $(node --version)"
   node --test --test-concurrency=1 --test-reporter=spec "test/**/*.test.ts"
 }
