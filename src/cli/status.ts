@@ -4,6 +4,7 @@
 // it did not (the fallback is still printed).
 
 import type { DaemonStatus, GrantView } from '../daemon/status.ts';
+import type { PrefilterStatus } from '../firewall/types.ts';
 import { grantView } from '../daemon/status.ts';
 import { readCounters, readGrants } from '../store/read.ts';
 import { EXIT_FAIL, EXIT_OK, UsageError, out, parseCommandArgs, type Command } from './command.ts';
@@ -27,6 +28,11 @@ function counterLine(counters: Readonly<Record<string, number>>): string {
   return nonzero.length === 0 ? '(all zero)' : nonzero.map(([k, v]) => `${k}=${v}`).join(' ');
 }
 
+function prefilterLine(p: PrefilterStatus): string {
+  if (p.state === 'on') return `on, ${p.dropped === undefined ? 'drop count unreadable' : `${p.dropped} datagrams dropped`}`;
+  return p.state === 'off' ? 'off (spa.prefilter)' : `REFUSED by the firewall, guarding without it (${p.reason ?? 'no reason given'})`;
+}
+
 function printLive(s: DaemonStatus, nowMs: number): void {
   const db = s.database;
   out([
@@ -34,6 +40,7 @@ function printLive(s: DaemonStatus, nowMs: number): void {
     `backend: ${s.backend}   clock: ${s.clock}   memory: ${Math.round(s.rssBytes / 1048576)} MB RSS`,
     `database: ${db.state}${db.state === 'memory' ? ` (NOT persisted: ${db.reason ?? 'unknown'})` : ''} ${db.path}, ${Math.ceil(db.bytes / 1024)} KB, ${db.writes} writes`,
     `counters: ${counterLine(s.counters)}`,
+    ...(s.prefilter === undefined ? [] : [`kernel prefilter: ${prefilterLine(s.prefilter)}`]),
     `grants: ${s.grantsOpen} open`,
     ...formatGrants(s.grants, nowMs),
   ].join('\n'));

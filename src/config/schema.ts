@@ -44,6 +44,7 @@ export const SpaSchema = Type.Object({
   icmp: Type.Boolean({ default: false, description: 'also accept SPA carried in ICMP/ICMPv6 echo messages (opt-in)' }),
   asym_burst: Type.Integer({ minimum: 1, maximum: 1000, default: 20, description: 'per technician key: packets verified at once before the rate applies' }),
   asym_rate: Type.Integer({ minimum: 1, maximum: 10000, default: 10, description: 'per technician key: public-key verifications per second' }),
+  prefilter: Type.Boolean({ default: true, description: 'drop datagrams of no configured key id or length in the kernel, before the daemon reads them' }),
 }, { additionalProperties: false, default: {} });
 
 export const FirewallSchema = Type.Object({

@@ -11,7 +11,7 @@ const okData = (data: unknown): ControlResponse => ({ ok: true, data });
 export function controlHandler(daemon: Daemon): ControlHandler {
   return async (req) => {
     switch (req.cmd) {
-      case 'status': return okData(daemon.status());
+      case 'status': return okData({ ...daemon.status(), prefilter: await daemon.prefilter() });
       case 'grants': return okData((daemon.grants?.list() ?? []).map(grantView));
       case 'keys': return okData(daemon.keys());
       case 'reload': return (await daemon.reload()) ? okData({ reloaded: true }) : errorResponse('failed', 'reload refused: the config has errors (see the daemon log)');

@@ -29,7 +29,7 @@ import { KnockService, knockCaptureKey } from './knock.ts';
 import { KnockStepLedger } from './knock-steps.ts';
 import { capturePorts, guardSpec, isKnockFrame } from './guard-spec.ts';
 import type { EventSink } from '../alert/events.ts';
-import type { Grant } from '../firewall/types.ts';
+import type { Grant, PrefilterStatus } from '../firewall/types.ts';
 import type { Store } from '../store/store.ts';
 import type { ControlServer } from '../control/server.ts';
 import { controlHandler } from './control.ts';
@@ -398,6 +398,11 @@ export class Daemon {
       database: this.#store?.status() ?? { state: 'memory', path: '', reason: 'not started', writes: 0, bytes: 0 },
       counters: this.counters.snapshot(), grantsOpen: grants.length, grants: grants.map(grantView), rssBytes: process.memoryUsage.rss(),
     };
+  }
+
+  /** The kernel-side prefilter as the backend has it (firewall/prefilter.ts). */
+  prefilter(): Promise<PrefilterStatus> {
+    return this.#backend?.prefilterStatus() ?? Promise.resolve({ state: 'off' });
   }
 
   keys(): KeyView[] {

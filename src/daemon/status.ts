@@ -3,7 +3,7 @@
 // JSON-ready object. Version it like the MQTT payloads: fields are only ever added.
 
 import type { KeyConfig } from '../config/load.ts';
-import type { Grant } from '../firewall/types.ts';
+import type { Grant, PrefilterStatus } from '../firewall/types.ts';
 import { keyIdHex } from '../spa/credential.ts';
 import type { StoreStatus } from '../store/store.ts';
 
@@ -32,6 +32,9 @@ export interface DaemonStatus {
   readonly grantsOpen: number;
   readonly grants: readonly GrantView[];
   readonly rssBytes: number;
+  /** The kernel-side SPA prefilter and its drop count (control socket only: reading the
+   *  count runs the firewall tool, so the MQTT stats leave it out). */
+  readonly prefilter?: PrefilterStatus;
 }
 
 export function grantView(g: Grant): GrantView {

@@ -11,7 +11,7 @@ import type { RunResult, Runner } from './exec.ts';
 import { DEFAULT_IPTABLES_BINARIES, IptablesBackend } from './iptables.ts';
 import type { IptablesBinaries } from './iptables.ts';
 import type { TableName } from './iptables-rules.ts';
-import type { Family, FirewallBackend, Grant, GuardSpec, ReconcileReport } from './types.ts';
+import type { Family, FirewallBackend, Grant, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
 
 const BUILTIN: Record<TableName, readonly string[]> = {
   filter: ['INPUT', 'FORWARD', 'OUTPUT'],
@@ -202,6 +202,10 @@ export class DryRunBackend implements FirewallBackend {
 
   applyGrant(grant: Grant, previous?: Grant): Promise<void> {
     return this.#inner.applyGrant(grant, previous);
+  }
+
+  prefilterStatus(): Promise<PrefilterStatus> {
+    return this.#inner.prefilterStatus();
   }
 
   revokeGrant(grant: Grant): Promise<void> {

@@ -11,6 +11,7 @@ import {
 } from './iptables-rules.ts';
 import type { ChainNames, GrantChain, GrantRule, TableName } from './iptables-rules.ts';
 import type { Family, Grant, GuardSpec, ReconcileReport, Service } from './types.ts';
+import { iptablesPrefilterRules, prefilterOf } from './prefilter.ts';
 
 function uniqueServices(list: readonly Service[]): Service[] {
   const seen = new Map<string, Service>();
@@ -19,7 +20,7 @@ function uniqueServices(list: readonly Service[]): Service[] {
 }
 
 /** Rules of the input and output chains, in order (header of iptables.ts explains why). */
-export function guardRuleLines(names: ChainNames, spec: GuardSpec): string[] {
+export function guardRuleLines(names: ChainNames, spec: GuardSpec, family: Family): string[] {
   checkGuardSpec(spec);
   const capture = uniqueServices(spec.capture);
   const guarded = uniqueServices(spec.guarded);
@@ -29,6 +30,8 @@ export function guardRuleLines(names: ChainNames, spec: GuardSpec): string[] {
     // Local processes (a web UI proxied to 127.0.0.1:443, ssh from the console) are not
     // what postern guards against: loopback leaves our chain untouched.
     a('-i lo -j RETURN'),
+    // Before the capture accept: prefiltered ports accept only their shapes (prefilter.ts).
+    ...iptablesPrefilterRules(prefilterOf(spec), family).map(a),
     ...capture.map((s) => a(`${portMatch(s)} -j ACCEPT`)),
     ...ranges.map((r) => a(`-p tcp -m tcp --dport ${r.from}:${r.to} -j ACCEPT`)),
     ...guarded.map((s) => a(`${portMatch(s)} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`)),
@@ -155,12 +158,12 @@ function removeForwardChain(names: ChainNames, state: ChainState): string[] {
  *  when missing (its rules belong to reconcile), leave exactly one jump at position 1; with
  *  spec.forwarding likewise <P>-FWD (created once, grant rules kept), without it remove a
  *  <P>-FWD left by an earlier configuration. */
-export function planStart(names: ChainNames, spec: GuardSpec, state: ChainState): string[] {
+export function planStart(names: ChainNames, spec: GuardSpec, state: ChainState, family: Family): string[] {
   return [
     declareChain(names.input),
     declareChain(names.output),
     ...(state.chains.has(names.grants) ? [] : [declareChain(names.grants)]),
-    ...guardRuleLines(names, spec),
+    ...guardRuleLines(names, spec, family),
     ...jumpFix('INPUT', names.input, state.inputJumps),
     ...jumpFix('OUTPUT', names.output, state.outputJumps),
     ...(spec.forwarding === true ? forwardChainLines(names, state) : removeForwardChain(names, state)),
@@ -175,8 +178,8 @@ export function planStartNat(names: ChainNames, nat: ChainState): string[] {
   ];
 }
 
-export function planUpdate(names: ChainNames, spec: GuardSpec): string[] {
-  return [declareChain(names.input), declareChain(names.output), ...guardRuleLines(names, spec)];
+export function planUpdate(names: ChainNames, spec: GuardSpec, family: Family): string[] {
+  return [declareChain(names.input), declareChain(names.output), ...guardRuleLines(names, spec, family)];
 }
 
 /** Filter-table lines for stop. keepGuarding removes grant rules only: <P>-FWD keeps its

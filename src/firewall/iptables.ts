@@ -47,7 +47,8 @@ import {
   restoreArgv, restoreSections,
 } from './iptables-plan.ts';
 import type { ChainRules, ChainState, RestoreSection } from './iptables-plan.ts';
-import type { Family, FirewallBackend, Grant, GuardSpec, ReconcileReport } from './types.ts';
+import { parseIptablesCounter } from './prefilter.ts';
+import type { Family, FirewallBackend, Grant, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
 
 export interface IptablesBinaries {
   readonly iptables: string;
@@ -84,6 +85,7 @@ export class IptablesBackend implements FirewallBackend {
   readonly #names: ChainNames;
   /** False once start() found ip6tables unusable. */
   #ipv6 = true;
+  #prefilter: PrefilterStatus = { state: 'off' };
   readonly #noteGuarding: ReturnType<typeof guardLogger>;
   /** Per family: <P>-FWD and <P>-DNAT are set up, so forwarding grants can be applied. */
   readonly #forwarding: Record<Family, boolean> = { 4: false, 6: false };
@@ -101,32 +103,69 @@ export class IptablesBackend implements FirewallBackend {
 
   async start(spec: GuardSpec): Promise<void> {
     checkGuardSpec(spec);
-    return this.#serial(async () => {
-      for (const f of [4, 6] as const) {
-        const state = f === 4
-          ? await this.#readTable(4, 'filter')
-          : await this.#tryRead(6, 'filter', 'ip6tables unusable; IPv6 is NOT guarded by postern');
-        if (f === 6) this.#ipv6 = state !== null;
-        if (state !== null) await this.#startFamily(f, spec, state);
-      }
-      const forwarding = this.#families().filter((f) => this.#forwarding[f]).map((f) => `ipv${f}`).join(',');
-      this.#noteGuarding({ guarded: spec.guarded.length, capture: spec.capture.length, ipv6: this.#ipv6, forwarding: forwarding || 'off' });
-    });
+    return this.#serial(() => this.#withPrefilter(spec, (s) => this.#startAll(s)));
+  }
+
+  async #startAll(spec: GuardSpec): Promise<void> {
+    for (const f of [4, 6] as const) {
+      const state = f === 4
+        ? await this.#readTable(4, 'filter')
+        : await this.#tryRead(6, 'filter', 'ip6tables unusable; IPv6 is NOT guarded by postern');
+      if (f === 6) this.#ipv6 = state !== null;
+      if (state !== null) await this.#startFamily(f, spec, state);
+    }
+    const forwarding = this.#families().filter((f) => this.#forwarding[f]).map((f) => `ipv${f}`).join(',');
+    this.#noteGuarding({ guarded: spec.guarded.length, capture: spec.capture.length, ipv6: this.#ipv6, forwarding: forwarding || 'off' });
   }
 
   async update(spec: GuardSpec): Promise<void> {
     checkGuardSpec(spec);
-    return this.#serial(async () => {
-      for (const f of this.#families()) {
-        // Forwarding switched on by a config reload: set its chains up as start does. Switched
-        // off, the chains stay (their grants expire as usual) until stop or the next start.
-        if (spec.forwarding === true && !this.#forwarding[f]) {
-          await this.#startFamily(f, spec, await this.#readTable(f, 'filter'));
-        } else {
-          await this.#restore(f, filterOnly(planUpdate(this.#names, spec)));
-        }
+    return this.#serial(() => this.#withPrefilter(spec, (s) => this.#updateAll(s)));
+  }
+
+  /** Runs a guard change with the prefilter; if iptables refuses it (no xt_u32 in the
+   *  kernel, e.g. a board without kmod-ipt-u32), the same without it: guarding matters
+   *  more than the prefilter, and status says why it is off. Each restore block is one
+   *  transaction, so the refused attempt left nothing half-applied. */
+  async #withPrefilter(spec: GuardSpec, op: (s: GuardSpec) => Promise<void>): Promise<void> {
+    if (spec.spaPrefilter === undefined) {
+      await op(spec);
+      this.#prefilter = { state: 'off' };
+      return;
+    }
+    try {
+      await op(spec);
+      this.#prefilter = { state: 'on' };
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.#log.error('iptables refused the SPA prefilter; guarding without it', { error: reason });
+      const { spaPrefilter: _, ...without } = spec;
+      await op(without);
+      this.#prefilter = { state: 'refused', reason };
+    }
+  }
+
+  async prefilterStatus(): Promise<PrefilterStatus> {
+    if (this.#prefilter.state !== 'on') return this.#prefilter;
+    let dropped: number | undefined;
+    for (const f of this.#families()) {
+      const r = await this.#exec([this.#bin(f).list, '-w', '-v', '-S', this.#names.input]);
+      const n = r.code === 0 ? parseIptablesCounter(r.stdout) : undefined;
+      if (n !== undefined) dropped = (dropped ?? 0) + n;
+    }
+    return dropped === undefined ? this.#prefilter : { ...this.#prefilter, dropped };
+  }
+
+  async #updateAll(spec: GuardSpec): Promise<void> {
+    for (const f of this.#families()) {
+      // Forwarding switched on by a config reload: set its chains up as start does. Switched
+      // off, the chains stay (their grants expire as usual) until stop or the next start.
+      if (spec.forwarding === true && !this.#forwarding[f]) {
+        await this.#startFamily(f, spec, await this.#readTable(f, 'filter'));
+      } else {
+        await this.#restore(f, filterOnly(planUpdate(this.#names, spec, f)));
       }
-    });
+    }
   }
 
   reconcile(live: readonly Grant[], nowMs: number): Promise<ReconcileReport> {
@@ -214,7 +253,7 @@ export class IptablesBackend implements FirewallBackend {
     if (want && f === 4) nat = await this.#readTable(4, 'nat');
     else if (want || state.chains.has(this.#names.forward)) nat = await this.#tryRead(f, 'nat', NAT_UNUSABLE);
     const forwarding = want && nat !== null;
-    const filter: RestoreSection = { table: 'filter', lines: planStart(this.#names, { ...spec, forwarding }, state) };
+    const filter: RestoreSection = { table: 'filter', lines: planStart(this.#names, { ...spec, forwarding }, state, f) };
     // Set-up: <P>-FWD exists before <P>-DNAT can send it anything. Removal: DNATs go first.
     await this.#restore(f, nat !== null && forwarding
       ? [filter, { table: 'nat', lines: planStartNat(this.#names, nat) }]

@@ -12,6 +12,7 @@
 import { FirewallValueError, checkGuardSpec } from './iptables-rules.ts';
 import { FORWARD_SET_IDS, GRANT_SET_IDS, NFT_TABLE, setDeclaration, setName } from './nft-elements.ts';
 import type { SetId } from './nft-elements.ts';
+import { nftPrefilterDeclarations, nftPrefilterRules, prefilterOf } from './prefilter.ts';
 import type { Family, GuardSpec, Service } from './types.ts';
 
 export { NFT_TABLE } from './nft-elements.ts';
@@ -79,6 +80,7 @@ export function guardLines(spec: GuardSpec, mark: number): string[] {
     `add set ${NFT_TABLE} guarded { type inet_proto . inet_service; }`,
     `add set ${NFT_TABLE} capture { type inet_proto . inet_service; }`,
     ...GRANT_SET_IDS.map(setDeclaration),
+    ...(spec.spaPrefilter === undefined ? [] : nftPrefilterDeclarations(NFT_TABLE)),
     `add chain ${NFT_TABLE} input { type filter hook input priority filter - 10; policy accept; }`,
     `add chain ${NFT_TABLE} output { type filter hook output priority filter - 10; policy accept; }`,
     `flush chain ${NFT_TABLE} input`,
@@ -89,6 +91,8 @@ export function guardLines(spec: GuardSpec, mark: number): string[] {
     ...elements('capture', spec.capture),
     rule('input', `meta mark & ${m} == ${m} meta mark set meta mark & ${clear}`),
     rule('input', 'iif "lo" return'),
+    // Before the capture accept: prefiltered ports accept only their shapes (prefilter.ts).
+    ...nftPrefilterRules(prefilterOf(spec), `meta mark set meta mark | ${m} accept`).map((r) => rule('input', r)),
     rule('input', `meta l4proto . th dport @capture meta mark set meta mark | ${m} accept`),
     ...(spec.captureTcpRanges ?? []).map((r) => rule('input', `tcp dport ${r.from}-${r.to} meta mark set meta mark | ${m} accept`)),
     rule('input', 'ct state established,related meta l4proto . th dport @guarded accept'),

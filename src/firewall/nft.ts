@@ -74,7 +74,8 @@ import type { Desired, SetId, SetKind } from './nft-elements.ts';
 import { parseListing } from './nft-listing.ts';
 import type { ListedElement } from './nft-listing.ts';
 import { DEFAULT_NFT_MARK, applyArgv, checkMark, guardAttempts, listTableArgv, nftScript, stopLines } from './nft-rules.ts';
-import type { FirewallBackend, Grant, GuardSpec, ReconcileReport } from './types.ts';
+import { NFT_PREFILTER_COUNTER, parseNftCounter } from './prefilter.ts';
+import type { FirewallBackend, Grant, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
 
 export { DEFAULT_NFT_MARK } from './nft-rules.ts';
 
@@ -113,6 +114,7 @@ export class NftBackend implements FirewallBackend {
   #forwarding = false;
   /** nft refused the forwarding chains once: start goes on without them. */
   #natRefused = false;
+  #prefilter: PrefilterStatus = { state: 'off' };
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: NftBackendOptions) {
@@ -210,11 +212,38 @@ export class NftBackend implements FirewallBackend {
     });
   }
 
+  /** The guard transaction; if nft refuses it with the prefilter (prefilter.ts), the same
+   *  without it: guarding matters more than the prefilter, and status says why it is off. */
+  async #guard(spec: GuardSpec, mayRecreate: boolean): Promise<void> {
+    if (spec.spaPrefilter === undefined) {
+      await this.#guardOnce(spec, mayRecreate);
+      this.#prefilter = { state: 'off' };
+      return;
+    }
+    try {
+      await this.#guardOnce(spec, mayRecreate);
+      this.#prefilter = { state: 'on' };
+    } catch (err) {
+      if (!(err instanceof NftCommandError)) throw err;
+      this.#log.error('nft refused the SPA prefilter; guarding without it', { error: errorText(err) });
+      const { spaPrefilter: _, ...without } = spec;
+      await this.#guardOnce(without, mayRecreate);
+      this.#prefilter = { state: 'refused', reason: errorText(err) };
+    }
+  }
+
+  async prefilterStatus(): Promise<PrefilterStatus> {
+    if (this.#prefilter.state !== 'on') return this.#prefilter;
+    const r = await this.#exec([this.#bin, '-j', 'list', 'counter', 'inet', 'postern', NFT_PREFILTER_COUNTER]);
+    const dropped = r.code === 0 ? parseNftCounter(r.stdout) : undefined;
+    return dropped === undefined ? this.#prefilter : { ...this.#prefilter, dropped };
+  }
+
   /** The guard transaction: amend the table; at start, replace it if it cannot be amended
    *  (another shape); if nft refuses the forwarding chains (no nat support), the same
    *  without forwarding, remembered so that the periodic start does not retry it (update,
    *  an operator's config reload, does). */
-  async #guard(spec: GuardSpec, mayRecreate: boolean): Promise<void> {
+  async #guardOnce(spec: GuardSpec, mayRecreate: boolean): Promise<void> {
     let failure: unknown;
     for (const a of guardAttempts(spec, this.#mark, { mayRecreate, natRefused: this.#natRefused })) {
       if (failure !== undefined) this.#log.warn(a.note, { error: errorText(failure) });

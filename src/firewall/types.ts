@@ -44,6 +44,32 @@ export interface PortRange {
   readonly to: number;
 }
 
+/** One shape a datagram on a prefiltered UDP port may have to reach the daemon: a UDP
+ *  payload of minLen..maxLen bytes and, with keyIds, whose first 4 bytes (big-endian) are
+ *  one of them (prefilter.ts, docs/firewall.md "Prefilter"). */
+export interface SpaShape {
+  readonly minLen: number;
+  readonly maxLen: number;
+  /** Native key ids (uint32); absent: any first bytes (fwknop); empty: matches nothing. */
+  readonly keyIds?: readonly number[];
+}
+
+/** A UDP capture port whose datagrams the kernel drops (and counts) unless one of the
+ *  shapes matches. */
+export interface SpaPrefilter {
+  readonly port: number;
+  readonly shapes: readonly SpaShape[];
+}
+
+/** The prefilter as a backend has it: on (rules installed), off (not asked for), or
+ *  refused (asked for, but the kernel or the tool refused the rules: guarding without). */
+export interface PrefilterStatus {
+  readonly state: 'on' | 'off' | 'refused';
+  /** Datagrams the kernel dropped since the rules were created (undefined: unreadable). */
+  readonly dropped?: number;
+  readonly reason?: string;
+}
+
 /** What the host must look like while postern guards it. */
 export interface GuardSpec {
   /** Dropped for everyone except granted tuples and established/related traffic. */
@@ -55,6 +81,8 @@ export interface GuardSpec {
   readonly captureTcpRanges?: readonly PortRange[];
   /** Whether forwarding grants may be applied (chains on the nat/forward hooks). */
   readonly forwarding?: boolean;
+  /** Kernel-side prefilter for these UDP capture ports (each must be in `capture`). */
+  readonly spaPrefilter?: readonly SpaPrefilter[];
 }
 
 /** A rule found in the live ruleset that carries a postern tag. */
@@ -83,6 +111,8 @@ export interface FirewallBackend {
   applyGrant(grant: Grant, previous?: Grant): Promise<void>;
   /** Remove a grant's rules. Removing an absent grant succeeds. */
   revokeGrant(grant: Grant): Promise<void>;
+  /** The prefilter's state and the kernel's drop count (one listing). */
+  prefilterStatus(): Promise<PrefilterStatus>;
   /** Remove everything postern installed, or (keepGuarding) leave guard rules in place
    *  and remove only grants. */
   stop(opts: { readonly keepGuarding: boolean }): Promise<void>;

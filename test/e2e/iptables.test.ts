@@ -171,7 +171,7 @@ for (const variant of VARIANTS) {
         assert.deepEqual(await rulesOf(f, 'OUTPUT'), ['-A OUTPUT -j POSTERN-OUT']);
         assert.equal((await rulesOf(f, 'INPUT'))[0], '-A INPUT -j POSTERN-IN');
         assert.equal(all.split('\n').filter((l) => l === '-A INPUT -j POSTERN-IN').length, 1);
-        const expected = guardRuleLines(N, SPEC).map(asListed);
+        const expected = guardRuleLines(N, SPEC, f).map(asListed);
         assert.deepEqual([...(await rulesOf(f, N.input)), ...(await rulesOf(f, N.output))], expected);
       }
       await ipt(4, '-D', 'INPUT', '-i', 'lo', '-j', 'ACCEPT');

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // In-memory twin of FirewallBackend for unit tests of pure logic (never the proof that
 // the firewall works: test/e2e does that against real iptables).
-import type { FirewallBackend, Grant, GuardSpec, ReconcileReport } from '../../src/firewall/types.ts';
+import type { FirewallBackend, Grant, GuardSpec, PrefilterStatus, ReconcileReport } from '../../src/firewall/types.ts';
 
 export class RecordingBackend implements FirewallBackend {
   readonly name = 'recording';
@@ -42,6 +42,10 @@ export class RecordingBackend implements FirewallBackend {
   async revokeGrant(grant: Grant): Promise<void> {
     this.grants.delete(grant.id);
     this.ops.push(`revoke ${grant.id}`);
+  }
+
+  async prefilterStatus(): Promise<PrefilterStatus> {
+    return { state: 'off' };
   }
 
   async stop(opts: { keepGuarding: boolean }): Promise<void> {

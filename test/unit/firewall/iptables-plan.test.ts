@@ -71,41 +71,41 @@ describe('guard rules and start/stop plans', () => {
   ];
   const established = `-A POSTERN-FWD ${FORWARD_ESTABLISHED}`;
   it('orders capture accepts, established, grants jump, drops; silences TCP capture RSTs', () => {
-    assert.deepEqual(guardRuleLines(N, spec), expected);
+    assert.deepEqual(guardRuleLines(N, spec, 4), expected);
   });
   it('rejects a bad guarded or capture service', () => {
-    assert.throws(() => guardRuleLines(N, { ...spec, guarded: [tcp(70000)] }), FirewallValueError);
-    assert.throws(() => guardRuleLines(N, { ...spec, capture: [{ proto: 'sctp' as 'udp', port: 9 }] }), FirewallValueError);
+    assert.throws(() => guardRuleLines(N, { ...spec, guarded: [tcp(70000)] }, 4), FirewallValueError);
+    assert.throws(() => guardRuleLines(N, { ...spec, capture: [{ proto: 'sctp' as 'udp', port: 9 }] }, 4), FirewallValueError);
   });
   it('start declares (creates or flushes) IN and OUT, GRANTS only when missing, and fixes jumps', () => {
-    assert.deepEqual(planStart(N, spec, state()), [
+    assert.deepEqual(planStart(N, spec, state(), 4), [
       ':POSTERN-IN - [0:0]', ':POSTERN-OUT - [0:0]', ':POSTERN-GRANTS - [0:0]', ...expected,
       '-I INPUT 1 -j POSTERN-IN', '-I OUTPUT 1 -j POSTERN-OUT',
     ]);
     const started = state({ chains: new Set([N.input, N.grants, N.output]), inputJumps: [0], outputJumps: [0] });
-    assert.deepEqual(planStart(N, spec, started), [':POSTERN-IN - [0:0]', ':POSTERN-OUT - [0:0]', ...expected]);
+    assert.deepEqual(planStart(N, spec, started, 4), [':POSTERN-IN - [0:0]', ':POSTERN-OUT - [0:0]', ...expected]);
     const displaced = state({ chains: new Set([N.input, N.grants, N.output]), inputJumps: [2, 5], outputJumps: [0] });
-    assert.deepEqual(planStart(N, spec, displaced).slice(-3), [
+    assert.deepEqual(planStart(N, spec, displaced, 4).slice(-3), [
       '-D INPUT -j POSTERN-IN', '-D INPUT -j POSTERN-IN', '-I INPUT 1 -j POSTERN-IN',
     ]);
-    assert.deepEqual(planUpdate(N, spec), [':POSTERN-IN - [0:0]', ':POSTERN-OUT - [0:0]', ...expected]);
+    assert.deepEqual(planUpdate(N, spec, 4), [':POSTERN-IN - [0:0]', ':POSTERN-OUT - [0:0]', ...expected]);
   });
   it('start with forwarding creates FWD with its established rule and FORWARD jump once', () => {
     const fwd = { ...spec, forwarding: true };
-    assert.deepEqual(planStart(N, fwd, state()).slice(-3), [':POSTERN-FWD - [0:0]', established, '-I FORWARD 1 -j POSTERN-FWD']);
+    assert.deepEqual(planStart(N, fwd, state(), 4).slice(-3), [':POSTERN-FWD - [0:0]', established, '-I FORWARD 1 -j POSTERN-FWD']);
     const started = state({ chains: ALL, inputJumps: [0], outputJumps: [0], forwardJumps: [0], forwardEstablished: [0] });
-    assert.deepEqual(planStart(N, fwd, started), [':POSTERN-IN - [0:0]', ':POSTERN-OUT - [0:0]', ...expected]);
+    assert.deepEqual(planStart(N, fwd, started, 4), [':POSTERN-IN - [0:0]', ':POSTERN-OUT - [0:0]', ...expected]);
     // Grant rules in FWD are kept; a misplaced or missing established rule goes back on top.
     const moved = { ...started, forwardJumps: [1], forwardEstablished: [2] };
-    assert.deepEqual(planStart(N, fwd, moved).slice(-4), [
+    assert.deepEqual(planStart(N, fwd, moved, 4).slice(-4), [
       `-D POSTERN-FWD ${FORWARD_ESTABLISHED}`, `-I POSTERN-FWD 1 ${FORWARD_ESTABLISHED}`,
       '-D FORWARD -j POSTERN-FWD', '-I FORWARD 1 -j POSTERN-FWD',
     ]);
-    assert.deepEqual(planStart(N, fwd, { ...started, forwardEstablished: [] }).slice(-1), [`-I POSTERN-FWD 1 ${FORWARD_ESTABLISHED}`]);
+    assert.deepEqual(planStart(N, fwd, { ...started, forwardEstablished: [] }, 4).slice(-1), [`-I POSTERN-FWD 1 ${FORWARD_ESTABLISHED}`]);
   });
   it('start without forwarding removes a FWD chain left by an earlier configuration', () => {
     const left = state({ chains: ALL, inputJumps: [0], outputJumps: [0], forwardJumps: [0], forwardEstablished: [0] });
-    assert.deepEqual(planStart(N, spec, left).slice(-3), ['-D FORWARD -j POSTERN-FWD', '-F POSTERN-FWD', '-X POSTERN-FWD']);
+    assert.deepEqual(planStart(N, spec, left, 4).slice(-3), ['-D FORWARD -j POSTERN-FWD', '-F POSTERN-FWD', '-X POSTERN-FWD']);
   });
   it('nat start creates DNAT once and leaves one PREROUTING jump at the top', () => {
     assert.deepEqual(planStartNat(N, state()), [':POSTERN-DNAT - [0:0]', '-I PREROUTING 1 -j POSTERN-DNAT']);

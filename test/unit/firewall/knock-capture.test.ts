@@ -11,12 +11,12 @@ import type { GuardSpec } from '../../../src/firewall/types.ts';
 const spec: GuardSpec = { guarded: [{ proto: 'tcp', port: 22 }], capture: [{ proto: 'tcp', port: 7000 }], captureTcpRanges: [{ from: 20000, to: 40000 }] };
 
 test('iptables: range accepted before the guard drops, RSTs from it dropped', () => {
-  const lines = guardRuleLines(chainNames(), spec);
+  const lines = guardRuleLines(chainNames(), spec, 4);
   const accept = lines.indexOf('-A POSTERN-IN -p tcp -m tcp --dport 20000:40000 -j ACCEPT');
   assert.ok(accept > 0 && accept < lines.indexOf('-A POSTERN-IN -p tcp -m tcp --dport 22 -j DROP'));
   assert.ok(lines.includes('-A POSTERN-OUT -p tcp -m tcp --sport 20000:40000 --tcp-flags RST RST -j DROP'));
-  assert.throws(() => guardRuleLines(chainNames(), { ...spec, captureTcpRanges: [{ from: 5, to: 4 }] }), FirewallValueError);
-  assert.throws(() => guardRuleLines(chainNames(), { ...spec, captureTcpRanges: [{ from: 1, to: 70000 }] }), FirewallValueError);
+  assert.throws(() => guardRuleLines(chainNames(), { ...spec, captureTcpRanges: [{ from: 5, to: 4 }] }, 4), FirewallValueError);
+  assert.throws(() => guardRuleLines(chainNames(), { ...spec, captureTcpRanges: [{ from: 1, to: 70000 }] }, 4), FirewallValueError);
 });
 
 test('nft: range accepted with the mark before the guard drop, RSTs from it dropped', () => {
