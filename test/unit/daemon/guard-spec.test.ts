@@ -5,7 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateConfig } from '../../../src/config/load.ts';
-import { isKnockFrame, isLoopbackSource } from '../../../src/daemon/guard-spec.ts';
+import { guardSpec, isKnockFrame, isLoopbackSource, spaPrefilter } from '../../../src/daemon/guard-spec.ts';
+import { MAX_PACKET, MIN_ASYM_PACKET, MIN_PACKET } from '../../../src/spa/constants.ts';
+import { generateTechIdentity } from '../../../src/spa/asym-keys.ts';
 import { Credential } from '../../../src/spa/credential.ts';
 import type { Frame } from '../../../src/wire/frame.ts';
 
@@ -37,4 +39,28 @@ test('other sources: TCP and non-SPA UDP go to the knock engine, the SPA port do
     assert.equal(isKnockFrame(config, frame('udp', src, 8000)), true, src);
     assert.equal(isKnockFrame(config, frame('udp', src, config.raw.spa.port)), false, src);
   }
+});
+
+test('the kernel prefilter: native key ids (revoked ones too) at native lengths, technician ids at asym lengths, fwknop by length', () => {
+  const tech = generateTechIdentity();
+  const full = validateConfig({
+    device: 'edge-1', guarded: ['tcp/22'],
+    keys: [
+      { name: 'alice', credential: new Credential(1, Buffer.alloc(32, 1)).encode(), services: ['tcp/22'] },
+      { name: 'old', credential: new Credential(0xfffffffe, Buffer.alloc(32, 2)).encode(), services: ['tcp/22'], revoked: true },
+      { name: 'tech', credential: tech.publicKey().encode(), services: ['tcp/22'] },
+    ],
+    fwknop: { stanzas: [{ name: 'fw', source: ['ANY'], key: 'secret', hmac_key: 'hmac-secret', open_ports: ['tcp/22'] }] },
+  });
+  assert.ok(full.ok, JSON.stringify(!full.ok && full.errors));
+  const spec = guardSpec(full.config);
+  assert.deepEqual(spec.spaPrefilter, [
+    { port: 62442, shapes: [{ minLen: MIN_PACKET, maxLen: MAX_PACKET, keyIds: [1, 0xfffffffe] }, { minLen: MIN_ASYM_PACKET, maxLen: MAX_PACKET, keyIds: [tech.keyId] }] },
+    { port: 62201, shapes: [{ minLen: 140, maxLen: 1500 }] },
+  ]);
+  assert.deepEqual(spaPrefilter(config), [{ port: 62442, shapes: [{ minLen: MIN_PACKET, maxLen: MAX_PACKET, keyIds: [1] }] }]);
+  const off = validateConfig({ ...config.raw, spa: { ...config.raw.spa, prefilter: false } });
+  assert.ok(off.ok);
+  assert.equal(spaPrefilter(off.config), undefined);
+  assert.equal('spaPrefilter' in guardSpec(off.config), false);
 });
