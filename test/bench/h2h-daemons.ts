@@ -36,6 +36,9 @@ export interface DaemonCounts {
    *  /proc/net/raw for postern, /proc/net/udp for fwknopd's UDP server); undefined for pcap,
    *  whose packet socket has no such column */
   readonly kernelDrops: number | undefined;
+  /** postern: datagrams its kernel prefilter dropped before the daemon could read them
+   *  (status prefilter.dropped; docs/firewall.md "Prefilter"); undefined for the peers */
+  readonly prefiltered?: number | undefined;
   /** postern's status counters, by name */
   readonly counters?: Readonly<Record<string, number>>;
 }
@@ -66,7 +69,7 @@ async function kernelDrops(lab: Lab, files: readonly string[]): Promise<number> 
     .reduce((sum, l) => sum + Number(l.trim().split(/\s+/).pop() ?? 0), 0);
 }
 
-interface Status { counters: Record<string, number>; database: { writes: number } }
+interface Status { counters: Record<string, number>; database: { writes: number }; prefiltered: number | undefined }
 
 /** The counters and database of `postern status --json`, read with patterns: with ~1,000
  *  grants open the CLI's output through a pipe comes back cut short (~146 KB; a bug reported
@@ -75,8 +78,10 @@ export function parseStatus(text: string): Status & { grantsOpen: number } {
   const counters = /"counters":\s*(\{[^}]*\})/.exec(text)?.[1];
   const writes = /"database":\s*\{[^}]*"writes":\s*(\d+)/.exec(text)?.[1];
   const open = /"grantsOpen":\s*(\d+)/.exec(text)?.[1];
+  const prefiltered = /"prefilter":\s*\{[^}]*"dropped":\s*(\d+)/.exec(text)?.[1];
   if (counters === undefined || writes === undefined || open === undefined) throw new Error(`postern status: unreadable: ${text.slice(0, 200)}`);
-  return { counters: JSON.parse(counters) as Record<string, number>, database: { writes: Number(writes) }, grantsOpen: Number(open) };
+  return { counters: JSON.parse(counters) as Record<string, number>, database: { writes: Number(writes) }, grantsOpen: Number(open),
+    prefiltered: prefiltered === undefined ? undefined : Number(prefiltered) };
 }
 
 export async function posternStatus(w: World): Promise<ReturnType<typeof parseStatus>> {
@@ -90,6 +95,7 @@ async function posternCounts(w: World, tap: LabProcess | undefined): Promise<Dae
   return {
     processed, accepted: (s.counters['accepted'] ?? 0) + (s.counters['extended'] ?? 0), dbWrites: s.database.writes,
     counters: s.counters, mqtt: tap === undefined ? undefined : tapMessages(tap).length, kernelDrops: await kernelDrops(w.lab, ['/proc/net/raw', '/proc/net/raw6']),
+    prefiltered: s.prefiltered,
   };
 }
 

@@ -75,5 +75,6 @@ export async function runMemory(d: Daemon, bins: Bins): Promise<Row> {
     ...(afterGrants !== undefined && { rssGrantsMb: afterGrants }), ...(granted !== undefined && { grants: granted.accepted }), ...(note !== undefined && { note }),
     ...(counts0.processed !== undefined && counts1.processed !== undefined && { processed: counts1.processed - counts0.processed }),
     ...(counts0.kernelDrops !== undefined && counts1.kernelDrops !== undefined && { kernelDrops: counts1.kernelDrops - counts0.kernelDrops }),
+    ...(counts0.prefiltered !== undefined && counts1.prefiltered !== undefined && { prefiltered: counts1.prefiltered - counts0.prefiltered }),
   };
 }

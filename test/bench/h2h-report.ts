@@ -28,6 +28,8 @@ export interface Row {
   readonly rssAfterMb?: number;
   readonly processed?: number;
   readonly kernelDrops?: number;
+  /** postern: dropped by its kernel prefilter, never read by the daemon */
+  readonly prefiltered?: number;
   readonly opened?: number;
   readonly trials?: number;
   readonly open?: Summary;
@@ -71,7 +73,7 @@ function growth(r: Row): number | undefined {
   return after === undefined || r.rssBeforeMb === undefined ? undefined : after - r.rssBeforeMb;
 }
 
-const HEADER = ['scenario', 'daemon', 'flood pps', 'sent', 'CPU s', 'RSS MB before→after', 'processed', 'kernel drops',
+const HEADER = ['scenario', 'daemon', 'flood pps', 'sent', 'CPU s', 'RSS MB before→after', 'processed', 'prefilter drops', 'kernel drops',
   'goodput', 'open median ms', 'open p95 ms', 'recovery', 'db writes', 'MQTT msgs'];
 
 function cells(r: Row): string[] {
@@ -80,7 +82,7 @@ function cells(r: Row): string[] {
     ? `idle ${n(r.rssBeforeMb)} → 1M junk ${n(r.rssJunkMb)} → ${int(r.grants)} grants ${n(r.rssGrantsMb)}`
     : `${n(r.rssBeforeMb)} → ${n(r.rssAfterMb)}`;
   const g = goodput(r);
-  return [r.scenario, r.daemon, int(rate(r)), int(r.sent), n(r.cpuS, 2), rss, int(r.processed), int(r.kernelDrops),
+  return [r.scenario, r.daemon, int(rate(r)), int(r.sent), n(r.cpuS, 2), rss, int(r.processed), int(r.prefiltered), int(r.kernelDrops),
     g === undefined ? '-' : `${r.opened}/${r.trials} (${Math.round(g * 100)} %)`, n(r.open?.median), n(r.open?.p95),
     recoveryText(r), int(r.dbWrites), int(r.mqtt)];
 }

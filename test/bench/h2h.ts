@@ -155,6 +155,7 @@ export async function runScenario(d: Daemon, s: Scenario, bins: Bins): Promise<R
     daemon: d.name, scenario: s, ...(sent && { sent: sent.sent, floodMs: sent.ms }),
     cpuS: a.cpu - b.cpu, ...(b.rss !== undefined && { rssBeforeMb: b.rss }), ...(a.rss !== undefined && { rssAfterMb: a.rss }),
     ...opt('processed', diff(b.counts.processed, a.counts.processed)), ...opt('kernelDrops', diff(b.counts.kernelDrops, a.counts.kernelDrops)),
+    ...opt('prefiltered', diff(b.counts.prefiltered, a.counts.prefiltered)),
     opened: ms.length, trials: TRIALS, ...(ms.length > 0 && { open: summarize(ms) }),
     ...(f && { recoveryWindowMs: RECOVERY_TRIALS * RECOVERY_STEP_MS, ...opt('recoveryMs', recovery(trials, sent?.ms ?? f.ms)) }),
     ...opt('dbWrites', diff(b.counts.dbWrites, a.counts.dbWrites)), ...opt('mqtt', diff(b.counts.mqtt, a.counts.mqtt)),
