@@ -68,6 +68,7 @@ export const StatsSchema = Type.Object({
   database: Type.String({ maxLength: 40, description: 'state of the SQLite store, e.g. ok, memory (degraded)' }),
   clock_trusted: Type.Boolean(),
   outbox: Type.Integer({ minimum: 0, description: 'messages waiting in the outbox' }),
+  prefilter_dropped: Type.Optional(Type.Integer({ minimum: 0, description: 'datagrams the kernel prefilter dropped before the daemon read them (spa.prefilter; as of the last reconcile), absent when it is off' })),
 }, { additionalProperties: false, $id: 'postern-stats' });
 
 export type FailureAlert = Static<typeof FailureAlertSchema>;

@@ -23,6 +23,8 @@ export interface StatsSnapshot {
   readonly grantsOpen: number;
   readonly database: string;
   readonly clockTrusted: boolean;
+  /** Kernel prefilter drops as last read (undefined: off or unread). */
+  readonly prefilterDropped?: number;
 }
 
 /** The MQTT side, as the service sees it (Publisher in the daemon). */
@@ -140,6 +142,7 @@ export class AlertService implements EventSink {
       uptime_s: Math.floor((this.#deps.clock.monoMs() - this.#startMono) / 1000),
       counters: { ...s.counters }, failed_total: failed, grants_open: s.grantsOpen, rss_bytes: this.#deps.rssBytes(),
       database: s.database, clock_trusted: s.clockTrusted, outbox: this.#outbox.size(),
+      ...(s.prefilterDropped !== undefined && { prefilter_dropped: s.prefilterDropped }),
     };
     return { topic: `${this.#deps.topicPrefix}/stats`, payload: JSON.stringify(payload), qos: this.#deps.mqtt.qos, retain: true };
   }

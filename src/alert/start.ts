@@ -57,5 +57,6 @@ export function statsFromStatus(s: DaemonStatus): StatsSnapshot {
   return {
     counters: s.counters, failureKinds: ALERTED_KINDS, grantsOpen: s.grantsOpen,
     database: s.database.state, clockTrusted: s.clock === 'trusted',
+    ...(s.prefilter?.dropped !== undefined && { prefilterDropped: s.prefilter.dropped }),
   };
 }

@@ -71,10 +71,13 @@ export async function controlCheck(config: Config): Promise<Check> {
   const path = config.raw.control.socket;
   const r = await controlRequest(path, { cmd: 'status' }, 3000);
   if (r.ok && r.response.ok) {
-    const s = r.response.data as { pid?: number; database?: { state?: string; reason?: string } };
+    const s = r.response.data as { pid?: number; database?: { state?: string; reason?: string }; prefilter?: { state?: string; reason?: string } };
     const db = s.database?.state === 'memory' ? `; database memory-only (${s.database.reason ?? '?'})` : '';
-    return check('daemon', db === '' ? 'ok' : 'warn', `running (pid ${s.pid ?? '?'}), answering on ${path}${db}`,
-      db === '' ? undefined : 'fix the database problem above, then restart the daemon');
+    // A refused prefilter still guards; it only means junk floods reach the daemon.
+    const pf = s.prefilter?.state === 'refused' ? `; kernel prefilter refused by the firewall (${s.prefilter.reason ?? '?'})` : '';
+    const fix = db !== '' ? 'fix the database problem above, then restart the daemon'
+      : pf !== '' ? 'iptables: load the u32 match (modprobe xt_u32; OpenWrt: kmod-ipt-u32), or use the nft backend; then reload the daemon (SIGHUP)' : undefined;
+    return check('daemon', db === '' && pf === '' ? 'ok' : 'warn', `running (pid ${s.pid ?? '?'}), answering on ${path}${db}${pf}`, fix);
   }
   return check('daemon', 'warn', `not answering on ${path} (${r.ok ? 'error response' : r.error})`,
     'start it (systemctl start postern / service postern start); status and log then read the database only');

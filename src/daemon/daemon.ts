@@ -82,6 +82,8 @@ export class Daemon {
   #replay: ReplayDomain | undefined;
   #fwknopReplay: ReplayDomain | undefined;
   #knock: KnockService | undefined;
+  /** The prefilter as the last maintenance read it, for the MQTT stats (status reads it fresh). */
+  #prefilterSeen: PrefilterStatus | undefined;
   /** Services replaced by a reload: their pending stop commands still run at exit. */
   #retiredKnock: KnockService[] = [];
   #started = false;
@@ -227,6 +229,7 @@ export class Daemon {
     try {
       await this.#backend.start(guardSpec(config, this.#knock?.ports()));
       await this.#grants.reconcile();
+      this.#prefilterSeen = await this.#backend.prefilterStatus();
     } catch (err) {
       this.#log.error('firewall maintenance failed; retrying next interval', { error: String(err) });
     }
@@ -397,6 +400,7 @@ export class Daemon {
       pid: process.pid, startedMs: this.#startedMs, backend: this.#backend?.name ?? '', clock: this.#clockTrusted() ? 'trusted' : 'untrusted',
       database: this.#store?.status() ?? { state: 'memory', path: '', reason: 'not started', writes: 0, bytes: 0 },
       counters: this.counters.snapshot(), grantsOpen: grants.length, grants: grants.map(grantView), rssBytes: process.memoryUsage.rss(),
+      ...(this.#prefilterSeen && { prefilter: this.#prefilterSeen }),
     };
   }
 

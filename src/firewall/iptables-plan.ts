@@ -92,6 +92,9 @@ export interface ChainState {
   readonly preroutingJumps: readonly number[];
   /** 0-based positions of FORWARD_ESTABLISHED among <forward>'s rules. */
   readonly forwardEstablished: readonly number[];
+  /** Rules listed in <input> and <output>: start compares them with what it would write. */
+  readonly inputRules: number;
+  readonly outputRules: number;
 }
 
 const BUILTINS = ['INPUT', 'OUTPUT', 'FORWARD', 'PREROUTING'] as const;
@@ -109,9 +112,13 @@ export function parseChainState(listing: string, names: ChainNames): ChainState 
   const seen: Record<Builtin, number> = { INPUT: 0, OUTPUT: 0, FORWARD: 0, PREROUTING: 0 };
   const established: number[] = [];
   let fwdRules = 0;
+  let inputRules = 0;
+  let outputRules = 0;
   const fwdHead = `-A ${names.forward} `;
   for (const raw of listing.split('\n')) {
     const line = raw.trim();
+    if (line.startsWith(`-A ${names.input} `)) inputRules++;
+    if (line.startsWith(`-A ${names.output} `)) outputRules++;
     if (line.startsWith('-N ') && ours.has(line.slice(3))) chains.add(line.slice(3));
     if (line.startsWith(fwdHead)) {
       if (isForwardEstablished(line.slice(fwdHead.length))) established.push(fwdRules);
@@ -125,8 +132,20 @@ export function parseChainState(listing: string, names: ChainNames): ChainState 
   }
   return {
     chains, inputJumps: jumps.INPUT, outputJumps: jumps.OUTPUT, forwardJumps: jumps.FORWARD,
-    preroutingJumps: jumps.PREROUTING, forwardEstablished: established,
+    preroutingJumps: jumps.PREROUTING, forwardEstablished: established, inputRules, outputRules,
   };
+}
+
+/** Whether a start would change nothing in this family: both guard chains hold as many
+ *  rules as `spec` makes (the backend knows it wrote this very spec), each jumped to once
+ *  from the top, and no forwarding in play. Then the periodic start leaves the chains alone
+ *  instead of rebuilding them, which would reset the prefilter's rule counters. */
+export function guardIntact(names: ChainNames, spec: GuardSpec, state: ChainState, family: Family): boolean {
+  if (spec.forwarding === true || state.chains.has(names.forward) || !state.chains.has(names.grants)) return false;
+  const lines = guardRuleLines(names, spec, family);
+  const count = (chain: string): number => lines.filter((l) => l.startsWith(`-A ${chain} `)).length;
+  return atTopOnly(state.inputJumps) && atTopOnly(state.outputJumps)
+    && state.inputRules === count(names.input) && state.outputRules === count(names.output);
 }
 
 const atTopOnly = (at: readonly number[]): boolean => at.length === 1 && at[0] === 0;

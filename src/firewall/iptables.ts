@@ -43,7 +43,7 @@ import type { Runner } from './exec.ts';
 import { chainNames, checkGrant, checkGrantId, checkGuardSpec, parseGrantListing, TABLE_OF } from './iptables-rules.ts';
 import type { ChainNames, GrantChain, GrantRule, TableName } from './iptables-rules.ts';
 import {
-  listArgv, parseChainState, planGrants, planReconcile, planStart, planStartNat, planStop, planStopNat, planUpdate,
+  guardIntact, listArgv, parseChainState, planGrants, planReconcile, planStart, planStartNat, planStop, planStopNat, planUpdate,
   restoreArgv, restoreSections,
 } from './iptables-plan.ts';
 import type { ChainRules, ChainState, RestoreSection } from './iptables-plan.ts';
@@ -86,6 +86,11 @@ export class IptablesBackend implements FirewallBackend {
   /** False once start() found ip6tables unusable. */
   #ipv6 = true;
   #prefilter: PrefilterStatus = { state: 'off' };
+  /** Drops counted by <P>-IN rules that a rebuild has since replaced. */
+  #prefilterBase = 0;
+  /** Per family, the spec whose guard rules this process last wrote (JSON): a periodic
+   *  start that finds them intact rewrites nothing. */
+  readonly #written: Record<Family, string | undefined> = { 4: undefined, 6: undefined };
   readonly #noteGuarding: ReturnType<typeof guardLogger>;
   /** Per family: <P>-FWD and <P>-DNAT are set up, so forwarding grants can be applied. */
   readonly #forwarding: Record<Family, boolean> = { 4: false, 6: false };
@@ -103,7 +108,7 @@ export class IptablesBackend implements FirewallBackend {
 
   async start(spec: GuardSpec): Promise<void> {
     checkGuardSpec(spec);
-    return this.#serial(() => this.#withPrefilter(spec, (s) => this.#startAll(s)));
+    return this.#serial(() => this.#withPrefilter(spec, (s) => this.#startAll(s), false));
   }
 
   async #startAll(spec: GuardSpec): Promise<void> {
@@ -120,14 +125,20 @@ export class IptablesBackend implements FirewallBackend {
 
   async update(spec: GuardSpec): Promise<void> {
     checkGuardSpec(spec);
-    return this.#serial(() => this.#withPrefilter(spec, (s) => this.#updateAll(s)));
+    return this.#serial(() => this.#withPrefilter(spec, (s) => this.#updateAll(s), true));
   }
 
   /** Runs a guard change with the prefilter; if iptables refuses it (no xt_u32 in the
    *  kernel, e.g. a board without kmod-ipt-u32), the same without it: guarding matters
    *  more than the prefilter, and status says why it is off. Each restore block is one
-   *  transaction, so the refused attempt left nothing half-applied. */
-  async #withPrefilter(spec: GuardSpec, op: (s: GuardSpec) => Promise<void>): Promise<void> {
+   *  transaction, so the refused attempt left nothing half-applied. Once refused, the
+   *  periodic start does not try again (it would fail, and log, every interval); update, an
+   *  operator's config reload, does. */
+  async #withPrefilter(spec: GuardSpec, op: (s: GuardSpec) => Promise<void>, retryRefused: boolean): Promise<void> {
+    if (this.#prefilter.state === 'refused' && !retryRefused && spec.spaPrefilter !== undefined) {
+      const { spaPrefilter: _, ...without } = spec;
+      return op(without);
+    }
     if (spec.spaPrefilter === undefined) {
       await op(spec);
       this.#prefilter = { state: 'off' };
@@ -145,15 +156,34 @@ export class IptablesBackend implements FirewallBackend {
     }
   }
 
-  async prefilterStatus(): Promise<PrefilterStatus> {
-    if (this.#prefilter.state !== 'on') return this.#prefilter;
+  /** Serialised with start/update, so a rebuild never runs between reading the counters and
+   *  adding the base (which would count a rebuilt chain's packets twice). */
+  prefilterStatus(): Promise<PrefilterStatus> {
+    return this.#serial(async () => {
+      if (this.#prefilter.state !== 'on') return this.#prefilter;
+      const now = await this.#prefilterCount();
+      return now === undefined ? this.#prefilter : { ...this.#prefilter, dropped: this.#prefilterBase + now };
+    });
+  }
+
+  /** The tagged drop rules' packet counters in <P>-IN, both families added up. */
+  async #prefilterCount(): Promise<number | undefined> {
     let dropped: number | undefined;
     for (const f of this.#families()) {
-      const r = await this.#exec([this.#bin(f).list, '-w', '-v', '-S', this.#names.input]);
-      const n = r.code === 0 ? parseIptablesCounter(r.stdout) : undefined;
+      const n = await this.#prefilterCountOf(f);
       if (n !== undefined) dropped = (dropped ?? 0) + n;
     }
-    return dropped === undefined ? this.#prefilter : { ...this.#prefilter, dropped };
+    return dropped;
+  }
+
+  async #prefilterCountOf(f: Family): Promise<number | undefined> {
+    const r = await this.#exec([this.#bin(f).list, '-w', '-v', '-S', this.#names.input]);
+    return r.code === 0 ? parseIptablesCounter(r.stdout) : undefined;
+  }
+
+  /** Before <P>-IN is rebuilt, which resets its rule counters: keep what they counted. */
+  async #keepPrefilterCount(f: Family): Promise<void> {
+    if (this.#prefilter.state === 'on') this.#prefilterBase += (await this.#prefilterCountOf(f)) ?? 0;
   }
 
   async #updateAll(spec: GuardSpec): Promise<void> {
@@ -163,7 +193,10 @@ export class IptablesBackend implements FirewallBackend {
       if (spec.forwarding === true && !this.#forwarding[f]) {
         await this.#startFamily(f, spec, await this.#readTable(f, 'filter'));
       } else {
+        this.#written[f] = undefined;
+        await this.#keepPrefilterCount(f);
         await this.#restore(f, filterOnly(planUpdate(this.#names, spec, f)));
+        this.#written[f] = JSON.stringify(spec);
       }
     }
   }
@@ -236,6 +269,7 @@ export class IptablesBackend implements FirewallBackend {
         const state = await this.#readTable(f, 'filter');
         const fwd = this.#forwarding[f] || state.chains.has(this.#names.forward);
         const nat = fwd ? await this.#tryRead(f, 'nat', NAT_UNUSABLE) : null;
+        this.#written[f] = undefined;
         await this.#stopFamily(f, state, nat, opts.keepGuarding);
         this.#installed[f].clear();
         if (!opts.keepGuarding) this.#forwarding[f] = false;
@@ -248,6 +282,10 @@ export class IptablesBackend implements FirewallBackend {
    *  for IPv4; IPv6 nat may be missing on a board: then no IPv6 forwarding, loudly) or
    *  when a <P>-FWD left by an earlier configuration must go. */
   async #startFamily(f: Family, spec: GuardSpec, state: ChainState): Promise<void> {
+    const key = JSON.stringify(spec);
+    if (this.#written[f] === key && guardIntact(this.#names, spec, state, f)) return;
+    this.#written[f] = undefined;
+    await this.#keepPrefilterCount(f);
     const want = spec.forwarding === true;
     let nat: ChainState | null = null;
     if (want && f === 4) nat = await this.#readTable(4, 'nat');
@@ -259,6 +297,7 @@ export class IptablesBackend implements FirewallBackend {
       ? [filter, { table: 'nat', lines: planStartNat(this.#names, nat) }]
       : [{ table: 'nat', lines: nat === null ? [] : planStopNat(this.#names, nat, false) }, filter]);
     this.#forwarding[f] = forwarding;
+    this.#written[f] = key;
   }
 
   async #replace(grant: Grant, previous: Grant): Promise<void> {

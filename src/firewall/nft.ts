@@ -213,8 +213,13 @@ export class NftBackend implements FirewallBackend {
   }
 
   /** The guard transaction; if nft refuses it with the prefilter (prefilter.ts), the same
-   *  without it: guarding matters more than the prefilter, and status says why it is off. */
+   *  without it: guarding matters more than the prefilter, and status says why it is off.
+   *  Once refused, the periodic start (mayRecreate) does not try again; update does. */
   async #guard(spec: GuardSpec, mayRecreate: boolean): Promise<void> {
+    if (this.#prefilter.state === 'refused' && mayRecreate && spec.spaPrefilter !== undefined) {
+      const { spaPrefilter: _, ...without } = spec;
+      return this.#guardOnce(without, mayRecreate);
+    }
     if (spec.spaPrefilter === undefined) {
       await this.#guardOnce(spec, mayRecreate);
       this.#prefilter = { state: 'off' };

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { labSkipReason } from '../lab/lab.ts';
 import { tcpConnect } from '../lab/net-probe.ts';
-import { generateCredential } from '../../src/spa/credential.ts';
+import { Credential, generateCredential } from '../../src/spa/credential.ts';
 import { BUNDLE, SERVICE_PORT, bundleSkipReason, createWorld, eventually, keyFileArgs, type World } from './harness.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason();
@@ -74,8 +74,8 @@ test('[nft] status, grants, grants revoke, keys add/list/revoke, log; status fal
   assert.ok(rows.some((r) => r.kind === 'accepted') && rows.some((r) => r.kind === 'closed'), JSON.stringify(rows));
 
   const follow = lab.spawn(lab.router, [process.execPath, BUNDLE, 'log', '--follow', '--json', '--since', '1s', '--config', w.configPath]);
-  await w.sendRaw(lab.attacker, Buffer.alloc(8, 1));
-  await follow.waitForOutput(/"kind":"too_short","source":"198\.18\.0\.3"/, 5000);
+  await w.sendRaw(lab.attacker, w.packet({ credential: new Credential(w.key.keyId, Buffer.alloc(32, 9)) }));
+  await follow.waitForOutput(/"kind":"bad_auth","source":"198\.18\.0\.3"/, 5000);
   follow.kill();
 
   w.daemon.kill('SIGTERM');

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { labSkipReason } from '../lab/lab.ts';
 import { probeArgv } from '../lab/net-probe.ts';
 import { Credential, generateCredential } from '../../src/spa/credential.ts';
-import { SPA_PORT, bundleSkipReason, createWorld, eventually } from './harness.ts';
+import { SPA_PORT, bundleSkipReason, createWorld, eventually, NO_PREFILTER } from './harness.ts';
 
 const FILTER = fileURLToPath(new URL('../../rootfs-overlay/common/etc/fail2ban/filter.d/postern.conf', import.meta.url));
 const F2B = '/usr/bin/fail2ban-regex';
@@ -28,7 +28,7 @@ function syslogLine(line: string, pid: number, tag: string): string {
 }
 
 test('fail2ban-regex: the filter matches only authenticated policy refusals in real daemon logs', { skip }, async (t) => {
-  const w = await createWorld({ tag: 'f2b' });
+  const w = await createWorld({ tag: 'f2b', config: NO_PREFILTER });
   t.after(() => w.close());
   await w.startDaemon();
   const { lab } = w;

@@ -210,6 +210,21 @@ async function nftElements(lab: Lab, family: 4 | 6): Promise<string[]> {
   });
 }
 
+/** World config for tests of the daemon's own refusals of junk and unknown key ids (their
+ *  log lines, alerts and audit rows): with `spa.prefilter` (the default) the kernel drops
+ *  those datagrams before the daemon reads them (test/e2e/prefilter.test.ts), so these
+ *  tests switch it off to reach the layer behind it. */
+export const NO_PREFILTER = { spa: { port: SPA_PORT, clock: 'trusted', window_s: 60, prefilter: false } } as const;
+
+/** Datagrams the kernel prefilter has dropped so far (`postern status --json`). */
+export async function prefilterDropped(world: World): Promise<number> {
+  const r = await world.postern(world.lab.router, ['status', '--json', '--config', world.configPath]);
+  assert.equal(r.code, 0, r.stderr);
+  const dropped = (JSON.parse(r.stdout) as { prefilter?: { dropped?: number } }).prefilter?.dropped;
+  assert.equal(typeof dropped, 'number', r.stdout.slice(0, 300));
+  return dropped ?? 0;
+}
+
 /** Poll `fn` until it returns true or `ms` passes. */
 export async function eventually(fn: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;

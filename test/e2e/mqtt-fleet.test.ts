@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { labSkipReason } from '../lab/lab.ts';
 import { probeArgv } from '../lab/net-probe.ts';
 import { generateCredential } from '../../src/spa/credential.ts';
-import { BUNDLE, SPA_PORT, bundleSkipReason, createWorld, eventually } from './harness.ts';
+import { BUNDLE, SPA_PORT, bundleSkipReason, createWorld, eventually, NO_PREFILTER } from './harness.ts';
 import { payloadsOn, startBroker, startTap, tapMessages } from './mqtt-lab.ts';
 
 const OPENSSL = '/usr/bin/openssl';
@@ -35,7 +35,7 @@ function makeCerts(dir: string): void {
 }
 
 test('TLS: mosquitto requires a client certificate; the daemon connects with mqtts and its certificate', { skip }, async (t) => {
-  const w = await createWorld({ tag: 'mqtls' });
+  const w = await createWorld({ tag: 'mqtls', config: NO_PREFILTER });
   t.after(() => w.close());
   makeCerts(w.dir);
   const f = (n: string) => join(w.dir, n);
@@ -63,7 +63,7 @@ test('TLS: mosquitto requires a client certificate; the daemon connects with mqt
 });
 
 test('postern alerts shows the events of two daemons in two namespaces on one broker', { skip }, async (t) => {
-  const w = await createWorld({ tag: 'fleet' });
+  const w = await createWorld({ tag: 'fleet', config: NO_PREFILTER });
   t.after(() => w.close());
   const { lab } = w;
   // The broker listens on the router's lab address, reachable from the other hosts.

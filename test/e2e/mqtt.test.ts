@@ -13,7 +13,7 @@ import { labSkipReason } from '../lab/lab.ts';
 import { probeArgv } from '../lab/net-probe.ts';
 import { Credential, generateCredential } from '../../src/spa/credential.ts';
 import { AlertSchema, GrantSchema, StatsSchema } from '../../src/alert/payloads.ts';
-import { SPA_PORT, bundleSkipReason, createWorld, eventually, sleep, type World } from './harness.ts';
+import { SPA_PORT, bundleSkipReason, createWorld, eventually, sleep, type World, NO_PREFILTER } from './harness.ts';
 import { payloadsOn, startBroker, startTap, tapMessages, type Broker } from './mqtt-lab.ts';
 import { checkDiscovery } from '../unit/alert/ha-format.ts';
 import type { LabProcess } from '../lab/lab.ts';
@@ -22,7 +22,7 @@ const skip = labSkipReason() ?? bundleSkipReason();
 const PREFIX = 'postern/lab-router';
 
 async function mqttWorld(t: TestContext, mqtt: Record<string, unknown> = {}): Promise<{ w: World; broker: Broker; tap: LabProcess }> {
-  const w = await createWorld({ tag: 'mqtt' });
+  const w = await createWorld({ tag: 'mqtt', config: NO_PREFILTER });
   t.after(() => w.close());
   const broker = await startBroker(w.lab, w.lab.router, w.dir);
   w.writeConfig({ mqtt: { url: broker.url, aggregate: { interval_s: 1, max_messages_per_s: 20 }, stats_interval_s: 5, ...mqtt } });
@@ -183,7 +183,7 @@ test('broker down across a daemon restart: the alerts wait in the database and a
 });
 
 test('outbox over its cap while the broker is down: the oldest are dropped and an outbox_dropped alert counts them', { skip }, async (t) => {
-  const w = await createWorld({ tag: 'mqcap' });
+  const w = await createWorld({ tag: 'mqcap', config: NO_PREFILTER });
   t.after(() => w.close());
   const broker = await startBroker(w.lab, w.lab.router, w.dir);
   w.writeConfig({ state: { database: join(w.dir, 'state.db'), outbox_rows: 10 }, mqtt: { url: broker.url } });

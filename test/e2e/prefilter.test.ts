@@ -15,7 +15,7 @@ import { labSkipReason, type LabHost } from '../lab/lab.ts';
 import { tcpConnect } from '../lab/net-probe.ts';
 import { generateCredential } from '../../src/spa/credential.ts';
 import { MAX_PACKET, MIN_PACKET } from '../../src/spa/constants.ts';
-import { BACKENDS, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, eventually, keyFileArgs, type World } from './harness.ts';
+import { BACKENDS, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, eventually, keyFileArgs, sleep, type World } from './harness.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason();
 
@@ -81,6 +81,10 @@ for (const backend of BACKENDS) {
     const s1 = await status(w);
     assert.equal(s1.prefilter.dropped, 2 * j.length, 'every junk datagram, IPv4 and IPv6, dropped in the kernel');
     daemonSawNoJunk(s1);
+    // The count survives the guard rules' rebuild at every reconcile (1 s in these worlds;
+    // iptables resets rule counters when it rebuilds a chain).
+    await sleep(2_500);
+    assert.equal((await status(w)).prefilter.dropped, 2 * j.length, 'the count survives rule rebuilds');
 
     await opens(w, lab.router.ip4, keyFileArgs(w));
     await opens(w, lab.router.ip6, keyFileArgs(w));

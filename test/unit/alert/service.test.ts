@@ -135,3 +135,17 @@ test('timers: a day of ticks keeps one pending run per timer; stop cancels them'
   clock.advance(3600 * 1000);
   assert.equal(transport.now.length, statsBefore, 'no stats after stop');
 });
+
+test('stats carry the kernel prefilter count when the daemon has one, and leave it out otherwise', () => {
+  const base = { counters: { accepted: 0 }, failureKinds: [], grantsOpen: 0, database: 'ok', clockTrusted: true };
+  const make = (extra: object) => new AlertService({
+    mqtt: MQTT, device: 'rtr01', topicPrefix: 'postern/rtr01', version: '0.1.0', outbox: new MemoryOutbox(10), clock: new ManualClock(),
+    logger: memoryLogger(), rssBytes: () => 1, stats: () => ({ ...base, ...extra }),
+  });
+  const on = JSON.parse(make({ prefilterDropped: 181_234 }).statsMessage().payload) as Record<string, unknown>;
+  assert.ok(Value.Check(StatsSchema, on));
+  assert.equal(on['prefilter_dropped'], 181_234);
+  const off = JSON.parse(make({}).statsMessage().payload) as Record<string, unknown>;
+  assert.ok(Value.Check(StatsSchema, off));
+  assert.equal('prefilter_dropped' in off, false);
+});

@@ -25,7 +25,7 @@ const F: Grant = {
   forward: { address: '198.19.0.10', port: 22 }, expiresAtMs: NOW + 30_000,
 };
 const state = (over: Partial<ChainState> = {}): ChainState => ({
-  chains: new Set(), inputJumps: [], outputJumps: [], forwardJumps: [], preroutingJumps: [], forwardEstablished: [], ...over,
+  chains: new Set(), inputJumps: [], outputJumps: [], forwardJumps: [], preroutingJumps: [], forwardEstablished: [], inputRules: 0, outputRules: 0, ...over,
 });
 const ALL = new Set(Object.values(N));
 const built = (g: Grant, c: GrantChain): string[] => [...grantRuleLines(N, g)[c].values()];
@@ -188,6 +188,7 @@ describe('chain state parser', () => {
     const s = parseChainState(LISTING, N);
     assert.deepEqual([...s.chains].sort(), ['POSTERN-GRANTS', 'POSTERN-IN', 'POSTERN-OUT']);
     assert.deepEqual([s.inputJumps, s.outputJumps, s.forwardJumps, s.preroutingJumps], [[1], [0], [], []]);
+    assert.equal(s.inputRules, LISTING.split('\n').filter((l) => l.startsWith('-A POSTERN-IN ')).length);
   });
   it('finds the FORWARD jump and the established rule in a forwarding filter table', () => {
     const s = parseChainState(FILTER_LISTING, N);
