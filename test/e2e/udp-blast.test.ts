@@ -89,8 +89,11 @@ test('udp-blast: bounded, and each payload option sends what it says', { skip },
   await t.test('a payload file: its lines in order, cycled up to --count', async () => {
     const file = join(dir, 'list.hex');
     writeFileSync(file, 'aabbcc\n010203\nffee\n');
-    const r = await blast(lab, bin, ['--count', '7', '--seconds', '5', '--payload-file', file], 7);
-    assert.deepEqual(r.datagrams.map((d) => d.toString('hex')), ['aabbcc', '010203', 'ffee', 'aabbcc', '010203', 'ffee', 'aabbcc']);
+    // 1,100 datagrams: past the wrap of the sender's mmsghdr ring (2 batches of 256, rounded to
+    // whole pools), which must not break the cycle.
+    const r = await blast(lab, bin, ['--count', '1100', '--seconds', '5', '--pps', '5000', '--payload-file', file], 1100);
+    const lines = ['aabbcc', '010203', 'ffee'];
+    assert.deepEqual(r.datagrams.map((d) => d.toString('hex')), Array.from({ length: 1100 }, (_, i) => lines[i % 3]));
   });
 
   await t.test('the time bound and the pace hold whatever --count says', async () => {

@@ -131,9 +131,11 @@ static int pool_fixed(struct pool *p, const struct opts *o) {
   return p->n > 0 ? 0 : -1;
 }
 
-/** A ring of mmsghdrs over the pool, at least two batches long so a batch never wraps early. */
+/** A ring of mmsghdrs over the pool, at least two batches long so a batch never wraps early,
+ *  and a whole number of pools long so the payloads cycle in order across the wrap. */
 static struct mmsghdr *ring(long first, long *size) {
-  long m = g_pool->n < 2 * g_opts->batch ? 2 * g_opts->batch : g_pool->n;
+  long pools = (2 * g_opts->batch + g_pool->n - 1) / g_pool->n;
+  long m = g_pool->n * (pools > 1 ? pools : 1);
   struct mmsghdr *msgs = calloc((size_t)m, sizeof *msgs);
   struct iovec *iov = calloc((size_t)m, sizeof *iov);
   if (!msgs || !iov) return NULL;
