@@ -3,7 +3,7 @@
 // JUNK random datagrams to its SPA port at the sender's full rate, and (postern) after GRANTS
 // grants opened and expired. The grants are GRANTS distinct allowed addresses (10.x; the key
 // has require_source_address off) in GRANTS valid packets, sent from the client by
-// udp-blast's list mode at GRANT_PPS, each for GRANT_S second; then the daemon's status is
+// udp-blast --payload-file at GRANT_PPS, each for GRANT_S second; then the daemon's status is
 // polled until no grant is open. Bounded in count and time throughout.
 
 import { writeFileSync } from 'node:fs';
@@ -44,7 +44,7 @@ async function grantCycle(d: Daemon, bins: Bins): Promise<{ accepted: number; no
   const hex = Array.from({ length: GRANTS }, (_, i) => w.packet({ allowAddress: address(i), durationS: GRANT_S }).toString('hex'));
   writeFileSync(file, `${hex.join('\n')}\n`);
   const seconds = Math.ceil(GRANTS / GRANT_PPS) + 5;
-  const r = await d.lab.exec(d.lab.client, [bins.udp, d.lab.router.ip4, String(d.spaPort), 'list', String(GRANTS), String(seconds), String(GRANT_PPS), '6', file], { timeoutMs: (seconds + 10) * 1000 });
+  const r = await d.lab.exec(d.lab.client, [bins.udp, '--to', d.lab.router.ip4, '--port', String(d.spaPort), '--count', String(GRANTS), '--seconds', String(seconds), '--pps', String(GRANT_PPS), '--payload-file', file], { timeoutMs: (seconds + 10) * 1000 });
   if (r.code !== 0) throw new Error(`grant sender exited ${r.code}: ${r.stderr}`);
   const until = performance.now() + DRAIN_MAX_MS;
   while (performance.now() < until && (await posternStatus(w)).grantsOpen > 0) await sleep(500);
@@ -59,7 +59,7 @@ export async function runMemory(d: Daemon, bins: Bins): Promise<Row> {
   const idle = readRss(d.pid)?.mb;
   const cpu0 = cpuSeconds(d.pid);
   const counts0 = await d.counts();
-  const junk = await d.lab.exec(d.lab.attacker, [bins.udp, d.lab.router.ip4, String(d.spaPort), 'junk', String(JUNK), String(JUNK_MAX_S), '0', '5'], { timeoutMs: (JUNK_MAX_S + 10) * 1000 });
+  const junk = await d.lab.exec(d.lab.attacker, [bins.udp, '--to', d.lab.router.ip4, '--port', String(d.spaPort), '--count', String(JUNK), '--seconds', String(JUNK_MAX_S), '--seed', '5'], { timeoutMs: (JUNK_MAX_S + 10) * 1000 });
   if (junk.code !== 0) throw new Error(`junk sender exited ${junk.code}: ${junk.stderr}`);
   const sent = JSON.parse(junk.stdout.trim()) as { sent: number; ms: number };
   await sleep(SETTLE_MS);

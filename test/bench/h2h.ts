@@ -39,6 +39,8 @@ const TRIALS = 50;
 const PACED_PPS = 20_000;
 const FLOOD_S = 10;
 const FULL_COUNT = 100_000_000;
+/** udp-blast threads at full rate: one per core (on veth each also runs the receive path). */
+const FULL_THREADS = 2;
 const REPLAY_COUNT = 100_000;
 const RECOVERY_TRIALS = 28;
 const RECOVERY_STEP_MS = 250;
@@ -54,7 +56,7 @@ export interface Bins { readonly udp: string; readonly syn: string }
 
 export function compileSenders(dir: string): Bins {
   const bins = { udp: join(dir, 'udp-blast'), syn: join(dir, 'syn-blast') };
-  execFileSync('gcc', ['-O2', '-o', bins.udp, UDP_BLAST]);
+  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-pthread', '-o', bins.udp, UDP_BLAST]);
   execFileSync('gcc', ['-O2', '-o', bins.syn, SYN_BLAST]);
   return bins;
 }
@@ -67,18 +69,25 @@ export function sources(n: number): string[] {
 /** What the attacker sends: argv after the binary, and how long it lasts at most. */
 interface Flood { readonly argv: readonly string[]; readonly ms: number }
 
+/** udp-blast's payload options for the authlike flood: postern, a real packet's 4-byte key id
+ *  and random bytes after it, same length; fwknopd, random base64 of a real packet's length. */
+function authlike(fwknop: boolean, captured: string): string[] {
+  const len = String(captured.length / 2);
+  return fwknop ? ['--b64', '--len', `${len}-${len}`] : ['--prefix', captured.slice(0, 8), '--len', `${len}-${len}`];
+}
+
 function floodFor(d: Daemon, s: Scenario, bins: Bins, captured: string): Flood | undefined {
-  const to = [d.lab.router.ip4, String(d.spaPort)];
+  const to = ['--to', d.lab.router.ip4, '--port', String(d.spaPort), '--seconds', String(FLOOD_S)];
   const fwknop = d.name.startsWith('fwknopd');
   switch (s) {
     case 'open': return undefined;
-    case 'junk-paced': return { argv: [bins.udp, ...to, 'junk', String(PACED_PPS * FLOOD_S), String(FLOOD_S), String(PACED_PPS), '1'], ms: FLOOD_S * 1000 };
-    case 'junk-full': return { argv: [bins.udp, ...to, 'junk', String(FULL_COUNT), String(FLOOD_S), '0', '2'], ms: FLOOD_S * 1000 };
+    case 'junk-paced': return { argv: [bins.udp, ...to, '--count', String(PACED_PPS * FLOOD_S), '--pps', String(PACED_PPS), '--seed', '1'], ms: FLOOD_S * 1000 };
+    case 'junk-full': return { argv: [bins.udp, ...to, '--count', String(FULL_COUNT), '--threads', String(FULL_THREADS), '--seed', '2'], ms: FLOOD_S * 1000 };
     case 'authlike': return {
-      argv: [bins.udp, ...to, fwknop ? 'b64' : 'authlike', String(FULL_COUNT), String(FLOOD_S), '0', '3', fwknop ? String(captured.length / 2) : captured],
+      argv: [bins.udp, ...to, '--count', String(FULL_COUNT), '--threads', String(FULL_THREADS), '--seed', '3', ...authlike(fwknop, captured)],
       ms: FLOOD_S * 1000,
     };
-    case 'replay': return { argv: [bins.udp, ...to, 'replay', String(REPLAY_COUNT), String(FLOOD_S), String(PACED_PPS), '4', captured], ms: (REPLAY_COUNT / PACED_PPS) * 1000 };
+    case 'replay': return { argv: [bins.udp, ...to, '--count', String(REPLAY_COUNT), '--pps', String(PACED_PPS), '--payload', captured], ms: (REPLAY_COUNT / PACED_PPS) * 1000 };
     case 'knock': return { argv: [bins.syn, d.lab.router.ip4, 'spoof', String(KNOCKS[0]), String(PACED_PPS * FLOOD_S), String(FLOOD_S), String(PACED_PPS)], ms: FLOOD_S * 1000 };
     case 'memory': return undefined;
   }

@@ -22,7 +22,7 @@
 // kernel dropped on its raw socket (/proc/PID/net/raw "drops": the receive queue overflowed);
 // goodput (share of the 50 opens that opened) with median/p95 time-to-open; drain (time from
 // the flood's end until the raw socket's receive queue is empty) and the time-to-open of one
-// open sent right after the flood (recovery). The flooder is test/lab/udp-sendmmsg.c, compiled
+// open sent right after the flood (recovery). The flooder is test/lab/udp-blast.c, compiled
 // here, bounded by count and time, sending only to the lab router.
 
 import { execFileSync } from 'node:child_process';
@@ -35,7 +35,9 @@ import { SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sleep, type Back
 import { OPEN_PROBE_PATH, type OpenPlan, type TrialResult } from './open-probe.ts';
 import { fmt, summarize } from './stats.ts';
 
-const BLAST_SRC = fileURLToPath(new URL('../lab/udp-sendmmsg.c', import.meta.url));
+const BLAST_SRC = fileURLToPath(new URL('../lab/udp-blast.c', import.meta.url));
+/** udp-blast threads for the full-rate floods (one per core, as h2h.ts). */
+const FULL_THREADS = 2;
 const FLOOD_S = 10;
 const TRIALS = 50;
 const PACED_PPS = 20_000;
@@ -49,26 +51,28 @@ interface Scenario {
   readonly about: string;
   readonly count: number;
   readonly pps: number;
-  /** the blaster's MODE argument */
-  mode(w: World): Promise<string>;
+  /** udp-blast's payload options */
+  mode(w: World): Promise<readonly string[]>;
   readonly trials: boolean;
 }
 
 const hex32 = (n: number): string => n.toString(16).padStart(8, '0');
+/** junk: 0..300 random bytes each */
+const JUNK = ['--len', '0-300'] as const;
 
 const SCENARIOS: Record<string, Scenario> = {
-  paced: { about: `junk, paced ${PACED_PPS} pps`, count: PACED_PPS * FLOOD_S, pps: PACED_PPS, mode: async () => 'junk', trials: true },
-  full: { about: 'junk, full rate', count: 50_000_000, pps: 0, mode: async () => 'junk', trials: true },
-  keyid: { about: 'valid key id + bad tag, full rate', count: 50_000_000, pps: 0, mode: async (w) => `keyid:${hex32(w.key.keyId)}`, trials: true },
+  paced: { about: `junk, paced ${PACED_PPS} pps`, count: PACED_PPS * FLOOD_S, pps: PACED_PPS, mode: async () => JUNK, trials: true },
+  full: { about: 'junk, full rate', count: 50_000_000, pps: 0, mode: async () => JUNK, trials: true },
+  keyid: { about: 'valid key id + bad tag, full rate', count: 50_000_000, pps: 0, mode: async (w) => ['--prefix', hex32(w.key.keyId), '--len', '24-204'], trials: true },
   replay: { about: 'one accepted packet replayed 100,000 times', count: 100_000, pps: 0, mode: replayMode, trials: true },
-  junk1m: { about: '1,000,000 junk packets, full rate', count: 1_000_000, pps: 0, mode: async () => 'junk', trials: false },
+  junk1m: { about: '1,000,000 junk packets, full rate', count: 1_000_000, pps: 0, mode: async () => JUNK, trials: false },
 };
 
-async function replayMode(w: World): Promise<string> {
+async function replayMode(w: World): Promise<readonly string[]> {
   const p = w.packet({ durationS: 120 });
   await w.sendRaw(w.lab.client, p);
   await w.daemon.waitForOutput(/msg="grant opened"/, 3_000);
-  return `packet:${p.toString('hex')}`;
+  return ['--payload', p.toString('hex')];
 }
 
 function rssMb(pid: number): number {
@@ -180,7 +184,9 @@ async function runScenario(print: (l: string) => void, name: string, sc: Scenari
     const mode = await sc.mode(w);
     await sleep(1_000);
     const before = { maps: smaps(pid), parts: rssParts(pid), rss: rssMb(pid), cpu: cpuS(pid), raw: rawUdp(pid), n: await classified(w) };
-    const floodArgv = [blast, w.lab.router.ip4, String(SPA_PORT), String(sc.count), String(FLOOD_S * (sc.count > 10_000_000 ? 1 : 6)), String(sc.pps), mode, '42'];
+    const full = sc.count > 10_000_000;
+    const floodArgv = [blast, '--to', w.lab.router.ip4, '--port', String(SPA_PORT), '--count', String(sc.count), '--seconds', String(FLOOD_S * (full ? 1 : 6)),
+      '--pps', String(sc.pps), '--threads', String(full ? FULL_THREADS : 1), '--seed', '42', ...mode];
     const flood = w.lab.exec(w.lab.attacker, floodArgv, { timeoutMs: 120_000 });
     const trials = sc.trials ? sleep(TRIAL_DELAY_MS).then(() => runTrials(w, sources.slice(0, TRIALS))) : Promise.resolve([]);
     const f = await flood;
@@ -277,8 +283,8 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const dir = mkdtempSync(join(tmpdir(), 'postern-perf-'));
   try {
-    const blast = join(dir, 'udp-sendmmsg');
-    execFileSync('gcc', ['-O2', '-o', blast, BLAST_SRC]);
+    const blast = join(dir, 'udp-blast');
+    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-pthread', '-o', blast, BLAST_SRC]);
     for (const n of chosen) {
       if (n === 'grants') await runGrants((l) => console.log(l), backend);
       else await runScenario((l) => console.log(l), n, SCENARIOS[n]!, backend, blast);
