@@ -71,6 +71,13 @@ export interface ReconcileReport {
   readonly restored: readonly string[];
 }
 
+/** One grant change of a batch: open or extend (`previous`: the rules it replaces, no gap),
+ *  or close. GrantManager coalesces the changes that queue while a firewall call is in
+ *  flight into one applyChanges (docs/firewall.md "Batched changes"). */
+export type GrantChange =
+  | { readonly op: 'apply'; readonly grant: Grant; readonly previous?: Grant }
+  | { readonly op: 'revoke'; readonly grant: Grant };
+
 export interface FirewallBackend {
   readonly name: string;
   /** Create chains/jumps idempotently and install the guard and capture rules. */
@@ -83,6 +90,10 @@ export interface FirewallBackend {
   applyGrant(grant: Grant, previous?: Grant): Promise<void>;
   /** Remove a grant's rules. Removing an absent grant succeeds. */
   revokeGrant(grant: Grant): Promise<void>;
+  /** All these changes, in order, in as few firewall transactions as the backend can (nft:
+   *  one). Rejects if any fails; some may then be applied (never a gap for an extension),
+   *  and each change is safe to retry alone. Revoked grants are forgotten either way. */
+  applyChanges(changes: readonly GrantChange[]): Promise<void>;
   /** Remove everything postern installed, or (keepGuarding) leave guard rules in place
    *  and remove only grants. */
   stop(opts: { readonly keepGuarding: boolean }): Promise<void>;
