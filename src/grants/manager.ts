@@ -29,6 +29,9 @@ export type { GrantEvent } from './batch.ts';
 export interface GrantJournal {
   save(grant: Grant, source: string, durationMs: number): void;
   remove(id: string): void;
+  /** Runs fn (its saves and removes) as one durable transaction: a batch costs one fsync,
+   *  not one per grant (at 1,000 grants/s, per-row commits took most of the daemon's CPU). */
+  batch?(fn: () => void): void;
 }
 
 /** A grant as the journal returned it at start. */
@@ -98,7 +101,12 @@ export class GrantManager {
 
   async #flush(): Promise<void> {
     this.#scheduled = false;
-    const batch = this.#take();
+    let batch = new Batch();
+    // Planning saves each open and removes each close; all of it is durable before the
+    // firewall call below.
+    const plan = (): void => { batch = this.#take(); };
+    if (this.#deps.journal?.batch) this.#deps.journal.batch(plan);
+    else plan();
     if (this.#waiting.length > 0) {
       this.#scheduled = true;
       void this.#enqueue(() => this.#flush());

@@ -21,8 +21,21 @@ const plan = (i: number, over: Partial<GrantPlan> = {}): GrantPlan => ({
 
 class Journal implements GrantJournal {
   readonly rows = new Map<string, Grant>();
-  save(g: Grant): void { this.rows.set(g.id, g); }
-  remove(id: string): void { this.rows.delete(id); }
+  /** Journal writes per batch() call; writes outside one are counted as -1 each. */
+  readonly batches: number[] = [];
+  #open: number | undefined;
+  save(g: Grant): void { this.rows.set(g.id, g); this.#count(); }
+  remove(id: string): void { this.rows.delete(id); this.#count(); }
+  batch(fn: () => void): void {
+    this.#open = 0;
+    fn();
+    if (this.#open > 0) this.batches.push(this.#open);
+    this.#open = undefined;
+  }
+  #count(): void {
+    if (this.#open === undefined) this.batches.push(-1);
+    else this.#open++;
+  }
 }
 
 function setup(maxGrants = 10_000) {
@@ -50,7 +63,7 @@ test('a lone request is one call at once: no timer, nothing waited for', async (
 });
 
 test('what queues behind a call in flight goes out in ONE next call: opens, extensions, expiries, revocations', async () => {
-  const { clock, backend, mgr, hold, closed } = setup();
+  const { clock, backend, journal, mgr, hold, closed } = setup();
   await mgr.grant('alice', plan(0, { durationS: 1 }));
   await mgr.grant('alice', plan(1, { durationS: 60 }));
   const release = hold();
@@ -68,6 +81,7 @@ test('what queues behind a call in flight goes out in ONE next call: opens, exte
   // 1, 1, 1 (in flight), then 100 opens + 1 extension + 1 expiry; the revocation of a grant
   // opened in that batch waited for the next one.
   assert.deepEqual(backend.batches, [1, 1, 1, 102, 1]);
+  assert.deepEqual(journal.batches, [1, 1, 1, 102, 1], 'one journal transaction per firewall call, made before it');
   assert.deepEqual(closed, ['198.18.0.0 expired', '198.18.0.10 closed by client']);
   assert.equal(mgr.size, 101);
   assert.deepEqual(new Set(mgr.list().map((g) => g.id)), new Set(backend.grants.keys()));
