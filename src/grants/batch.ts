@@ -51,12 +51,11 @@ export class Batch {
   /** An item that would revoke a grant opened earlier in this batch waits for the next
    *  one: within a batch closes go first, so it would otherwise miss that grant. */
   conflicts(item: Item): boolean {
-    const opens = [...this.opens.values()];
     switch (item.kind) {
       case 'grant': return false;
       case 'expire': return this.opens.has(item.id);
-      case 'revokeId': return opens.some((o) => o.grant.id === item.grantId);
-      case 'revokeMatching': return opens.some((o) => o.grant.key === item.keyName && o.grant.address === item.address);
+      case 'revokeId': return [...this.opens.values()].some((o) => o.grant.id === item.grantId);
+      case 'revokeMatching': return [...this.opens.values()].some((o) => o.grant.key === item.keyName && o.grant.address === item.address);
     }
   }
 
