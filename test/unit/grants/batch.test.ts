@@ -194,3 +194,22 @@ test('property: a burst gives the same answers and grants as the same requests o
     assert.deepEqual(a, b);
   }), { numRuns: 200 });
 });
+
+test('an expiry timer that fires early (libuv counts from a stale loop time) waits again instead of leaving the grant open', async () => {
+  const clock = new ManualClock();
+  const EARLY_MS = 50;
+  // Fires EARLY_MS before it is due, as a setTimeout armed during a long synchronous turn does.
+  const early = { wallMs: () => clock.wallMs(), monoMs: () => clock.monoMs(), schedule: (ms: number, fn: () => void) => clock.schedule(ms - EARLY_MS, fn) };
+  const backend = new RecordingBackend();
+  const mgr = new GrantManager({ backend, clock: early, logger: memoryLogger(), maxGrants: 10 });
+  await mgr.grant('alice', plan(1, { durationS: 1 }));
+  clock.advance(1_000 - EARLY_MS);
+  await settle();
+  assert.equal(mgr.size, 1, 'not due yet');
+  clock.advance(EARLY_MS);
+  await settle();
+  clock.advance(EARLY_MS); // the re-armed timer fires early too, by at most the same
+  await settle();
+  assert.equal(mgr.size, 0);
+  assert.equal(backend.grants.size, 0);
+});
