@@ -23,6 +23,7 @@ export function storeJournal(store: Store, clock: Clock): GrantJournal {
   return {
     save: (grant, source, durationMs) => store.saveGrant({ grant, source, durationMs, createdMs: clock.wallMs() }),
     remove: (id) => store.removeGrant(id),
+    batch: (fn) => store.batch(fn),
   };
 }
 

@@ -11,7 +11,7 @@ import type { RunResult, Runner } from './exec.ts';
 import { DEFAULT_IPTABLES_BINARIES, IptablesBackend } from './iptables.ts';
 import type { IptablesBinaries } from './iptables.ts';
 import type { TableName } from './iptables-rules.ts';
-import type { Family, FirewallBackend, Grant, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
+import type { Family, FirewallBackend, Grant, GrantChange, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
 
 const BUILTIN: Record<TableName, readonly string[]> = {
   filter: ['INPUT', 'FORWARD', 'OUTPUT'],
@@ -210,6 +210,10 @@ export class DryRunBackend implements FirewallBackend {
 
   revokeGrant(grant: Grant): Promise<void> {
     return this.#inner.revokeGrant(grant);
+  }
+
+  applyChanges(changes: readonly GrantChange[]): Promise<void> {
+    return this.#inner.applyChanges(changes);
   }
 
   stop(opts: { readonly keepGuarding: boolean }): Promise<void> {

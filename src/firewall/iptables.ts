@@ -34,8 +34,10 @@
 // deletions are always built from fresh `iptables -S <chain>` listings; adds come before
 // deletes, so an extension has no gap and leaves no duplicate (fwknop #14, PR #15, #158).
 // Operations are serialized: a plan is never built from a listing that another operation
-// is about to change. The nat table is only ever listed or touched when forwarding is on
-// (or its chains are left over), so hosts without forwarding never load it.
+// is about to change. applyChanges puts a batch of grant changes (GrantManager coalesces
+// them) into at most one listing and one restore per family. The nat table is only ever
+// listed or touched when forwarding is on (or its chains are left over), so hosts without
+// forwarding never load it.
 
 import { guardLogger } from './guard-log.ts';
 import type { Logger } from '../log/logger.ts';
@@ -48,7 +50,7 @@ import {
 } from './iptables-plan.ts';
 import type { ChainRules, ChainState, RestoreSection } from './iptables-plan.ts';
 import { parseIptablesCounter } from './prefilter.ts';
-import type { Family, FirewallBackend, Grant, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
+import type { Family, FirewallBackend, Grant, GrantChange, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
 
 export interface IptablesBinaries {
   readonly iptables: string;
@@ -229,38 +231,61 @@ export class IptablesBackend implements FirewallBackend {
     });
   }
 
-  async applyGrant(grant: Grant, previous?: Grant): Promise<void> {
-    checkGrant(grant);
-    if (previous !== undefined) checkGrant(previous);
-    return this.#serial(async () => {
-      const f = grant.family;
-      this.#requireFamily(f);
-      if (grant.forward !== undefined && !this.#forwarding[f]) {
-        throw new Error(`no IPv${f} forwarding chains (start without forwarding, or nat unusable): grant ${grant.id}`);
+  applyGrant(grant: Grant, previous?: Grant): Promise<void> {
+    return this.applyChanges([previous === undefined ? { op: 'apply', grant } : { op: 'apply', grant, previous }]);
+  }
+
+  revokeGrant(grant: Grant): Promise<void> {
+    return this.applyChanges([{ op: 'revoke', grant }]);
+  }
+
+  /** Per family, one iptables-restore for the whole batch (GrantManager coalesces changes):
+   *  only new grants take it alone, with no listing (the time-to-open path); anything else
+   *  lists the grant chains once and plans every change from that listing. */
+  async applyChanges(changes: readonly GrantChange[]): Promise<void> {
+    for (const c of changes) {
+      if (c.op === 'revoke') checkGrantId(c.grant);
+      else {
+        checkGrant(c.grant);
+        if (c.previous !== undefined) checkGrant(c.previous);
       }
-      if (previous === undefined && !this.#installed[f].has(grant.id)) {
-        // A new id has no rules yet: one spawn, no listing (the time-to-open path). Marked
-        // first: a restore whose later block fails leaves the earlier ones applied, so a
-        // retry must take the listing path rather than add duplicates.
-        this.#installed[f].add(grant.id);
-        await this.#restore(f, planGrants(this.#names, {}, [grant], () => false).sections);
-      } else {
-        await this.#replace(grant, previous ?? grant);
-        this.#installed[f].add(grant.id);
+    }
+    return this.#serial(async () => {
+      for (const c of changes) if (c.op === 'apply') this.#checkPlaceable(c.grant);
+      for (const f of this.#families()) {
+        const mine = changes.filter((c) => c.grant.family === f || (c.op === 'apply' && c.previous?.family === f));
+        if (mine.length > 0) await this.#applyFamily(f, mine);
       }
     });
   }
 
-  async revokeGrant(grant: Grant): Promise<void> {
-    checkGrantId(grant);
-    return this.#serial(async () => {
-      if (grant.family === 6 && !this.#ipv6) return;
-      // Found by id in every grant chain there is: revoking needs nothing else of the grant.
-      const existing = await this.#listChains(grant.family, this.#chainsIn(grant.family));
-      const plan = planGrants(this.#names, existing, [], (r) => r.grantId === grant.id);
-      await this.#restore(grant.family, plan.sections);
-      this.#installed[grant.family].delete(grant.id);
-    });
+  #checkPlaceable(grant: Grant): void {
+    const f = grant.family;
+    this.#requireFamily(f);
+    if (grant.forward !== undefined && !this.#forwarding[f]) {
+      throw new Error(`no IPv${f} forwarding chains (start without forwarding, or nat unusable): grant ${grant.id}`);
+    }
+  }
+
+  async #applyFamily(f: Family, changes: readonly GrantChange[]): Promise<void> {
+    const installed = this.#installed[f];
+    const desired = changes.flatMap((c) => (c.op === 'apply' && c.grant.family === f ? [c.grant] : []));
+    if (desired.length === changes.length && changes.every((c) => c.op === 'apply' && c.previous === undefined && !installed.has(c.grant.id))) {
+      // New ids have no rules yet: one spawn, no listing. Marked first: a restore whose
+      // later block fails leaves the earlier ones applied, so a retry must take the
+      // listing path rather than add duplicates.
+      for (const g of desired) installed.add(g.id);
+      await this.#restore(f, planGrants(this.#names, {}, desired, () => false).sections);
+      return;
+    }
+    // Found by id in every grant chain there is: a revocation needs nothing else of the grant.
+    const ids = new Set(changes.flatMap((c) => (c.op === 'apply' && c.previous !== undefined ? [c.grant.id, c.previous.id] : [c.grant.id])));
+    const involved = changes.flatMap((c) => (c.op === 'apply' && c.previous !== undefined ? [c.grant, c.previous] : [c.grant]));
+    const chains = changes.some((c) => c.op === 'revoke') ? this.#chainsIn(f) : this.#chainsFor(f, involved);
+    const existing = await this.#listChains(f, chains);
+    await this.#restore(f, planGrants(this.#names, existing, desired, (r) => ids.has(r.grantId)).sections);
+    for (const id of ids) installed.delete(id);
+    for (const g of desired) installed.add(g.id);
   }
 
   stop(opts: { readonly keepGuarding: boolean }): Promise<void> {
@@ -300,18 +325,6 @@ export class IptablesBackend implements FirewallBackend {
     this.#written[f] = key;
   }
 
-  async #replace(grant: Grant, previous: Grant): Promise<void> {
-    const ids = new Set([grant.id, previous.id]);
-    for (const f of new Set([grant.family, previous.family])) {
-      if (f === 6 && !this.#ipv6) continue; // no IPv6 rules can exist
-      const desired = f === grant.family ? [grant] : [];
-      const existing = await this.#listChains(f, this.#chainsFor(f, [grant, previous]));
-      const plan = planGrants(this.#names, existing, desired, (r) => ids.has(r.grantId));
-      await this.#restore(f, plan.sections);
-    }
-    if (previous.id !== grant.id) this.#installed[previous.family].delete(previous.id);
-  }
-
   async #stopFamily(f: Family, state: ChainState, nat: ChainState | null, keepGuarding: boolean): Promise<void> {
     const sections = (keep: boolean): RestoreSection[] => [
       { table: 'nat', lines: nat === null ? [] : planStopNat(this.#names, nat, keep) }, // DNATs before their accepts
@@ -347,7 +360,8 @@ export class IptablesBackend implements FirewallBackend {
     return this.#forwarding[f] ? ['grants', 'forward', 'dnat'] : ['grants'];
   }
 
-  /** The chains that can hold rules of these grants (both known on the extension path). */
+  /** The chains that can hold rules of these grants (all of them known: opens and
+   *  extensions; a revocation knows only the id and lists every chain). */
   #chainsFor(f: Family, grants: readonly Grant[]): GrantChain[] {
     const plain = grants.some((g) => g.forward === undefined);
     const forwarding = this.#forwarding[f] && grants.some((g) => g.forward !== undefined);

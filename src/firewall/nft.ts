@@ -61,7 +61,8 @@
 // kernel-side expiry.
 //
 // Every change is one `nft -f -` transaction with the script on stdin (no shell), so it
-// applies atomically or not at all. Operations are serialized.
+// applies atomically or not at all. Operations are serialized; applyChanges puts a whole
+// batch of grant changes (GrantManager coalesces them) into one transaction.
 
 import { guardLogger } from './guard-log.ts';
 import type { Logger } from '../log/logger.ts';
@@ -75,7 +76,7 @@ import { parseListing } from './nft-listing.ts';
 import type { ListedElement } from './nft-listing.ts';
 import { DEFAULT_NFT_MARK, applyArgv, checkMark, guardAttempts, listTableArgv, nftScript, stopLines } from './nft-rules.ts';
 import { NFT_PREFILTER_COUNTER, parseNftCounter } from './prefilter.ts';
-import type { FirewallBackend, Grant, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
+import type { FirewallBackend, Grant, GrantChange, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
 
 export { DEFAULT_NFT_MARK } from './nft-rules.ts';
 
@@ -165,35 +166,49 @@ export class NftBackend implements FirewallBackend {
     });
   }
 
-  async applyGrant(grant: Grant, previous?: Grant): Promise<void> {
-    checkGrant(grant);
-    if (previous !== undefined) checkGrant(previous);
-    return this.#serial(async () => {
-      if ((grant.forward ?? previous?.forward) !== undefined && !this.#forwarding) {
-        throw new Error(`forwarding is off (no forwarding chains): grant ${grant.id}`);
-      }
-      const touched = [...new Set([...grantLanes(grant), ...(previous === undefined ? [] : grantLanes(previous))])];
-      const undo = this.#covers.save(touched);
-      if (previous !== undefined) this.#covers.remove(previous);
-      this.#covers.add(grant);
-      try {
-        await this.#write(touched);
-      } catch (err) {
-        undo(); // the grant is not in the kernel: it must not become anyone's cover
-        throw err;
-      }
-    });
+  applyGrant(grant: Grant, previous?: Grant): Promise<void> {
+    return this.applyChanges([previous === undefined ? { op: 'apply', grant } : { op: 'apply', grant, previous }]);
   }
 
-  async revokeGrant(grant: Grant): Promise<void> {
-    checkGrant(grant);
+  revokeGrant(grant: Grant): Promise<void> {
+    return this.applyChanges([{ op: 'revoke', grant }]);
+  }
+
+  /** Every change in one `nft -f -` transaction: the covers of all touched lanes are
+   *  updated in order, then those lanes are written once (a batch of 1,000 opens is one
+   *  spawn, not 1,000). All or nothing: on failure no open becomes anyone's cover. */
+  async applyChanges(changes: readonly GrantChange[]): Promise<void> {
+    for (const c of changes) {
+      checkGrant(c.grant);
+      if (c.op === 'apply' && c.previous !== undefined) checkGrant(c.previous);
+    }
     return this.#serial(async () => {
-      const lanes = grantLanes(grant);
-      // Memory forgets the grant even if the transaction fails: the elements stay listed
-      // as written, so the next change in their lanes (or reconcile) removes them.
-      this.#covers.remove(grant);
-      if (grant.forward !== undefined && !this.#forwarding) return; // refused by applyGrant: nothing in the kernel
-      await this.#write(lanes);
+      const refused = changes.find((c) => c.op === 'apply' && (c.grant.forward ?? c.previous?.forward) !== undefined && !this.#forwarding);
+      if (refused !== undefined) throw new Error(`forwarding is off (no forwarding chains): grant ${refused.grant.id}`);
+      const touched = new Set<string>();
+      for (const c of changes) {
+        // A forwarding grant revoked while forwarding is off was refused: nothing in the kernel.
+        if (c.op === 'revoke' && c.grant.forward !== undefined && !this.#forwarding) continue;
+        for (const g of c.op === 'apply' && c.previous !== undefined ? [c.grant, c.previous] : [c.grant]) grantLanes(g).forEach((l) => touched.add(l));
+      }
+      const undo = this.#covers.save([...touched]);
+      for (const c of changes) {
+        if (c.op === 'revoke') this.#covers.remove(c.grant);
+        else {
+          if (c.previous !== undefined) this.#covers.remove(c.previous);
+          this.#covers.add(c.grant);
+        }
+      }
+      try {
+        await this.#write([...touched]);
+      } catch (err) {
+        // No open is in the kernel: none may become anyone's cover. Revoked grants stay
+        // forgotten: their elements stay listed as written, so the next change in their
+        // lanes (or reconcile) removes them.
+        undo();
+        for (const c of changes) if (c.op === 'revoke') this.#covers.remove(c.grant);
+        throw err;
+      }
     });
   }
 

@@ -99,6 +99,13 @@ export interface ReconcileReport {
   readonly restored: readonly string[];
 }
 
+/** One grant change of a batch: open or extend (`previous`: the rules it replaces, no gap),
+ *  or close. GrantManager coalesces the changes that queue while a firewall call is in
+ *  flight into one applyChanges (docs/firewall.md "Batched changes"). */
+export type GrantChange =
+  | { readonly op: 'apply'; readonly grant: Grant; readonly previous?: Grant }
+  | { readonly op: 'revoke'; readonly grant: Grant };
+
 export interface FirewallBackend {
   readonly name: string;
   /** Create chains/jumps idempotently and install the guard and capture rules. */
@@ -113,6 +120,10 @@ export interface FirewallBackend {
   revokeGrant(grant: Grant): Promise<void>;
   /** The prefilter's state and the kernel's drop count (one listing). */
   prefilterStatus(): Promise<PrefilterStatus>;
+  /** All these changes, in order, in as few firewall transactions as the backend can (nft:
+   *  one). Rejects if any fails; some may then be applied (never a gap for an extension),
+   *  and each change is safe to retry alone. Revoked grants are forgotten either way. */
+  applyChanges(changes: readonly GrantChange[]): Promise<void>;
   /** Remove everything postern installed, or (keepGuarding) leave guard rules in place
    *  and remove only grants. */
   stop(opts: { readonly keepGuarding: boolean }): Promise<void>;

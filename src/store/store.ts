@@ -206,6 +206,21 @@ export class Store {
     this.#write('grant', (t) => t.grants.remove(id));
   }
 
+  /** fn's writes (grant saves and removes of one GrantManager batch) in one transaction:
+   *  durable together when it returns, one fsync instead of one per row. While degraded,
+   *  fn still runs (its writes are then no-ops). */
+  batch(fn: () => void): void {
+    const t = this.#tables;
+    if (!t) return fn();
+    let ran = false;
+    try {
+      t.db.transaction(() => { ran = true; fn(); })();
+    } catch (err) {
+      this.#degrade(err, 'grant batch');
+      if (!ran) fn();
+    }
+  }
+
   /** Buffered until the next flush(); memory only while the store is degraded. */
   audit(kind: string, source: string, key: string | undefined, atMs: number): void {
     if (this.#tables) this.#audit.record(kind, source, key, atMs);

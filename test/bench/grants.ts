@@ -14,6 +14,9 @@
 //      nothing to change);
 //   4. the ruleset's size: grant rules or set elements, all rules, and the bytes of
 //      `iptables-save` + `ip6tables-save` or of `nft list table inet postern`;
+//   4b. (after the memory reading) the same grants again through applyChanges, the way
+//      GrantManager sends what queued behind a call in flight: one batch that closes them
+//      all, then BATCH_SIZE opens per call; the totals give grants/s batched vs one by one;
 //   5. the RSS (and V8 heap) of the Node process that runs the backend, after start() and
 //      after the reconcile, with the number of commands it ran in between: the heap is the
 //      backend's own state; most of the RSS growth is the allocator's from spawning that
@@ -40,6 +43,9 @@ import { fmt, summarize, type Summary } from './stats.ts';
 export const GRANT_COUNT = 1_000;
 const EXPIRY_MS = 3_600_000;
 const ADD_BUDGET_MS = 120_000;
+/** Opens per applyChanges call in the batched pass (about what queues at 1,000 requests/s
+ *  behind one nft call with this many grants). */
+const BATCH_SIZE = 100;
 const WORKER_TIMEOUT_MS = 240_000;
 /** `ip netns exec NS true`, run this many times to price the prefix every command pays. */
 const PREFIX_SAMPLES = 20;
@@ -82,6 +88,8 @@ export interface GrantsFigures {
   readonly prefix: Summary;
   /** child processes the backend ran between the two memory readings (adds, reconcile) */
   readonly commands: number;
+  /** the batched pass: closing all in one call, then re-adding BATCH_SIZE per call */
+  readonly batched: { readonly revokeAllMs: number; readonly addTotalMs: number; readonly calls: number };
   readonly warnings: readonly string[];
 }
 
@@ -209,6 +217,19 @@ async function addAll(fw: FirewallBackend, grants: readonly Grant[]): Promise<{ 
   return { perAdd, totalMs: performance.now() - t0 };
 }
 
+/** One applyChanges that closes them all, then the grants again BATCH_SIZE per call. */
+async function batchedPass(fw: FirewallBackend, grants: readonly Grant[]): Promise<GrantsFigures['batched']> {
+  const t0 = performance.now();
+  await fw.applyChanges(grants.map((grant) => ({ op: 'revoke', grant })));
+  const revokeAllMs = performance.now() - t0;
+  const t1 = performance.now();
+  let calls = 0;
+  for (let i = 0; i < grants.length; i += BATCH_SIZE, calls++) {
+    await fw.applyChanges(grants.slice(i, i + BATCH_SIZE).map((grant) => ({ op: 'apply', grant: { ...grant, id: `${grant.id}b` } })));
+  }
+  return { revokeAllMs, addTotalMs: performance.now() - t1, calls };
+}
+
 async function worker(backend: Backend, ns: string): Promise<GrantsFigures> {
   const run = prefixRunner([IP_BIN, 'netns', 'exec', ns], spawnRunner);
   let commands = 0;
@@ -231,10 +252,13 @@ async function worker(backend: Backend, ns: string): Promise<GrantsFigures> {
   const report = await fw.reconcile(live, systemClock.wallMs());
   const reconcileMs = performance.now() - t;
   const after = memory();
+  const size = await rulesetSize(backend, run);
+  const cmds = commands;
+  const batched = await batchedPass(fw, live);
   return {
     backend, version, planned: grants.length, added: live.length, addTotalMs: totalMs, perAdd: summarize(perAdd),
     reconcileMs, reconcile: { removed: report.removed.length, restored: report.restored.length },
-    size: await rulesetSize(backend, run), before, after, prefix, commands, warnings: logger.lines,
+    size, before, after, prefix, commands: cmds, batched, warnings: logger.lines,
   };
 }
 
@@ -296,6 +320,10 @@ function printFigures(print: Print, f: GrantsFigures): void {
   print(`${pad}ruleset: ${z.grant4 + z.grant6} ${unit} (${z.grant4} IPv4 + ${z.grant6} IPv6), ${z.rules} rules in all; ${z.what}: ${grouped(z.bytes)} bytes`);
   print(`${pad}Node process running the backend: RSS ${fmt(f.before.rssMb)} -> ${fmt(f.after.rssMb)} MB (+${fmt(f.after.rssMb - f.before.rssMb)}), `
     + `V8 heap used ${fmt(f.before.heapMb)} -> ${fmt(f.after.heapMb)} MB (+${fmt(f.after.heapMb - f.before.heapMb)}); ${f.commands} commands run`);
+  const b = f.batched;
+  print(`${pad}batched (applyChanges, as GrantManager coalesces): close all ${f.added} in one call ${fmt(b.revokeAllMs)} ms; `
+    + `re-add ${BATCH_SIZE} per call: total ${fmt(b.addTotalMs / 1000, 2)} s in ${b.calls} calls, ${grouped(f.added / (b.addTotalMs / 1000))} grants/s `
+    + `(one by one: ${grouped(f.added / (f.addTotalMs / 1000))} grants/s)`);
   print(`${pad}(${f.version}; \`ip netns exec\` alone: median ${fmt(f.prefix.median)} ms, included in every command above)`);
   for (const w of f.warnings.slice(0, 3)) print(`${pad}backend warning: ${w}`);
 }

@@ -34,6 +34,11 @@ export function deltas(a: Readonly<Record<string, number>>, b: Readonly<Record<s
   return Object.entries(b).map(([k, v]) => [k, v - (a[k] ?? 0)] as const).filter(([, v]) => v !== 0).map(([k, v]) => `${k} ${v}`).join(', ');
 }
 
+/** Packets classified between two status reads: every counter but `closed` (grants closing). */
+function handled(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): number {
+  return Object.entries(b).filter(([k]) => k !== 'closed').reduce((n, [k, v]) => n + v - (a[k] ?? 0), 0);
+}
+
 /** Sends GRANTS grants and waits until every one has expired: how many were accepted, and
  *  every counter that moved. */
 async function grantCycle(d: Daemon, bins: Bins): Promise<{ accepted: number; note: string }> {
@@ -46,11 +51,20 @@ async function grantCycle(d: Daemon, bins: Bins): Promise<{ accepted: number; no
   const seconds = Math.ceil(GRANTS / GRANT_PPS) + 5;
   const r = await d.lab.exec(d.lab.client, [bins.udp, '--to', d.lab.router.ip4, '--port', String(d.spaPort), '--count', String(GRANTS), '--seconds', String(seconds), '--pps', String(GRANT_PPS), '--payload-file', file], { timeoutMs: (seconds + 10) * 1000 });
   if (r.code !== 0) throw new Error(`grant sender exited ${r.code}: ${r.stderr}`);
-  const until = performance.now() + DRAIN_MAX_MS;
-  while (performance.now() < until && (await posternStatus(w)).grantsOpen > 0) await sleep(500);
-  const s1 = await posternStatus(w);
+  // Done when every packet has been classified (the daemon may still be reading them from
+  // its socket buffer when the sender ends) and no grant is open: a moment with no grant
+  // open alone is not the end (the earlier check stopped there, mid-burst).
+  const t0 = performance.now();
+  let s1 = await posternStatus(w);
+  while (performance.now() - t0 < DRAIN_MAX_MS && (s1.grantsOpen > 0 || handled(s0.counters, s1.counters) < GRANTS)) {
+    await sleep(500);
+    s1 = await posternStatus(w);
+  }
+  const drainS = ((performance.now() - t0) / 1000).toFixed(1);
   const drops = ((await d.counts()).kernelDrops ?? 0) - drops0;
-  const left = s1.grantsOpen > 0 ? `; ${s1.grantsOpen} grants still open ${DRAIN_MAX_MS / 1000} s after the last packet` : '';
+  const left = s1.grantsOpen > 0 || handled(s0.counters, s1.counters) < GRANTS
+    ? `; ${handled(s0.counters, s1.counters)} packets classified and ${s1.grantsOpen} grants still open ${DRAIN_MAX_MS / 1000} s after the last packet`
+    : `; all classified and closed ${drainS} s after the last packet`;
   return { accepted: (s1.counters['accepted'] ?? 0) - (s0.counters['accepted'] ?? 0), note: `${deltas(s0.counters, s1.counters)}; capture socket kernel drops ${drops}${left}` };
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // In-memory twin of FirewallBackend for unit tests of pure logic (never the proof that
 // the firewall works: test/e2e does that against real iptables).
-import type { FirewallBackend, Grant, GuardSpec, PrefilterStatus, ReconcileReport } from '../../src/firewall/types.ts';
+import type { FirewallBackend, Grant, GrantChange, GuardSpec, PrefilterStatus, ReconcileReport } from '../../src/firewall/types.ts';
 
 export class RecordingBackend implements FirewallBackend {
   readonly name = 'recording';
@@ -9,6 +9,12 @@ export class RecordingBackend implements FirewallBackend {
   readonly grants = new Map<string, Grant>();
   spec: GuardSpec | undefined;
   failNext = false;
+  /** A call holding a change for a matching grant fails whole (a kernel refusal). */
+  refuse: (g: Grant) => boolean = () => false;
+  /** Changes per applyChanges call, in order. */
+  readonly batches: number[] = [];
+  /** Set while a call is in flight: the call waits for it (a slow firewall). */
+  gate: Promise<void> | undefined;
 
   async start(spec: GuardSpec): Promise<void> {
     this.spec = spec;
@@ -46,6 +52,19 @@ export class RecordingBackend implements FirewallBackend {
 
   async prefilterStatus(): Promise<PrefilterStatus> {
     return { state: 'off' };
+  }
+
+  async applyChanges(changes: readonly GrantChange[]): Promise<void> {
+    this.batches.push(changes.length);
+    await this.gate;
+    if (this.failNext || changes.some((c) => this.refuse(c.grant))) {
+      this.failNext = false;
+      throw new Error('iptables-restore: exit 4');
+    }
+    for (const c of changes) {
+      if (c.op === 'revoke') await this.revokeGrant(c.grant);
+      else await this.applyGrant(c.grant, c.previous);
+    }
   }
 
   async stop(opts: { keepGuarding: boolean }): Promise<void> {

@@ -20,12 +20,15 @@
  *       and ::); prints "listening PORT", then "accepted ADDR" per connection. Exits after
  *       MAX_SECONDS (default 300), on SIGTERM, or when its stdin pipe closes (test gone).
  *   udp-send HOST PORT HEX              {"result":"sent","bytes":N}
+ *   udp-list HOST PORT PPS             {"sent":N,"errors":E,"ms":M}
+ *       one datagram per hex line of stdin (at most LIST_MAX), paced at PPS, each awaited:
+ *       many distinct valid packets in a bounded burst (e.g. grants for many addresses).
  *   udp-flood HOST PORT COUNT MAX_SECONDS [SEED]  {"sent":N,"errors":E,"ms":M,"seed":S}
  *       COUNT datagrams of 0..300 random bytes (seeded, reproducible) as fast as the socket
  *       takes them, stopping at COUNT or MAX_SECONDS, whichever comes first.
  */
 import dgram from 'node:dgram';
-import { fstatSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabHost } from './lab.ts';
@@ -229,6 +232,23 @@ function cmdUdpSend(host: string, port: number, payload: Buffer): Promise<void> 
   });
 }
 
+const LIST_MAX = 10_000;
+
+async function cmdUdpList(host: string, port: number, pps: number): Promise<void> {
+  const payloads = readFileSync(0, 'utf8').split('\n').filter((l) => l !== '').slice(0, LIST_MAX).map((l) => Buffer.from(l, 'hex'));
+  const sock = udpSocket(host);
+  const t0 = performance.now();
+  let sent = 0;
+  let errors = 0;
+  for (const [i, p] of payloads.entries()) {
+    const due = t0 + (i * 1000) / pps - performance.now();
+    if (due > 0) await new Promise((r) => setTimeout(r, due));
+    await new Promise<void>((r) => sock.send(p, port, host, (err) => { if (err) errors++; else sent++; r(); }));
+  }
+  sock.close();
+  print({ sent, errors, ms: elapsed(t0) });
+}
+
 /** mulberry32: a tiny seeded PRNG, so a flood can be replayed byte for byte. */
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -292,6 +312,7 @@ const COMMANDS: Record<string, Command> = {
   'udp-probe': { usage: 'HOST PORT TIMEOUT_MS [HEX]', min: 3, run: (a) => cmdUdpProbe(a.host(0), a.port(1), a.int(2, 1, 600_000), a.hexOr(3, PROBE_PAYLOAD)) },
   'echo-server': { usage: 'PORT [HOST] [MAX_SECONDS]', min: 1, run: (a) => cmdEchoServer(a.port(0), a.optHost(1) ?? '::', a.intOr(2, 1, 86_400, ECHO_DEFAULT_MAX_SECONDS)) },
   'udp-send': { usage: 'HOST PORT HEX', min: 3, run: (a) => cmdUdpSend(a.host(0), a.port(1), a.hexOr(2, Buffer.alloc(0))) },
+  'udp-list': { usage: 'HOST PORT PPS', min: 3, run: (a) => cmdUdpList(a.host(0), a.port(1), a.int(2, 1, 1_000_000)) },
   'udp-flood': { usage: 'HOST PORT COUNT MAX_SECONDS [SEED]', min: 4, run: (a) => cmdUdpFlood(a.host(0), a.port(1), a.int(2, 0, 100_000_000), a.int(3, 0, 3_600), a.intOr(4, 0, 0xffffffff, Math.floor(Math.random() * 0x100000000))) },
 };
 

@@ -328,3 +328,49 @@ describe('IptablesBackend', () => {
     assert.equal(tables[4].list().stdout, PRISTINE);
   });
 });
+
+describe('IptablesBackend: applyChanges (a GrantManager batch)', () => {
+  const host = (i: number, f: 4 | 6 = 4): Grant => (f === 4 ? { ...G, id: `h${i}`, address: `198.18.1.${i}` } : { ...G6, id: `s${i}`, address: `2001:db8::1:${i}` });
+
+  it('new grants of both families: one restore per family, no listing', async () => {
+    const r = rig();
+    await r.backend.start(SPEC);
+    r.take();
+    await r.backend.applyChanges([1, 2, 3].flatMap((i) => [{ op: 'apply' as const, grant: host(i) }, { op: 'apply' as const, grant: host(i, 6) }]));
+    assert.deepEqual(r.take().map(cmd), ['iptables-restore -w --noflush', 'ip6tables-restore -w --noflush']);
+    assert.equal(r.grants(4).length, 6);
+    assert.equal(r.grants(6).length, 6);
+  });
+
+  it('opens, an extension and a revocation: one listing and one restore, adds before deletes', async () => {
+    const r = rig();
+    await r.backend.start(SPEC);
+    await r.backend.applyGrant(G);
+    await r.backend.applyGrant(host(9));
+    r.take();
+    const longer = { ...G, expiresAtMs: NOW + 90_000 };
+    await r.backend.applyChanges([{ op: 'revoke', grant: host(9) }, { op: 'apply', grant: host(1) }, { op: 'apply', grant: longer, previous: G }]);
+    const calls = r.take();
+    assert.deepEqual(calls.map(cmd), ['iptables -w -S POSTERN-GRANTS', 'iptables-restore -w --noflush']);
+    const lines = scriptLines(calls[1]);
+    assert.ok(lines.findLastIndex((l) => l.startsWith('-A')) < lines.findIndex((l) => l.startsWith('-D')), 'adds first: the extension has no gap');
+    const rules = r.grants(4);
+    assert.equal(rules.length, 4);
+    assert.ok(rules.every((l) => !l.includes('postern:h9:')));
+    assert.equal(rules.filter((l) => l.includes(`postern:g1:exp=${(NOW + 90_000) / 1000}`)).length, 2, 'extended, no duplicate');
+  });
+
+  it('a batch whose restore failed is safe to retry one by one: no duplicates', async () => {
+    let fail = false;
+    const r = rig({ fail: (argv) => (fail && argv[0] === 'iptables-restore' ? { code: 4, stdout: '', stderr: 'iptables-restore: line 3 failed\n' } : undefined) });
+    await r.backend.start(SPEC);
+    fail = true;
+    await assert.rejects(r.backend.applyChanges([{ op: 'apply', grant: host(1) }, { op: 'apply', grant: host(2) }]), /line 3 failed/);
+    fail = false;
+    r.take();
+    await r.backend.applyChanges([{ op: 'apply', grant: host(1) }]);
+    assert.deepEqual(r.take().map(cmd), ['iptables -w -S POSTERN-GRANTS', 'iptables-restore -w --noflush'], 'marked installed: the retry lists');
+    await r.backend.applyChanges([{ op: 'apply', grant: host(2) }]);
+    assert.equal(r.grants(4).length, 4);
+  });
+});

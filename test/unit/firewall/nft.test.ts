@@ -709,3 +709,62 @@ describe('NftBackend against a model of live grants (random operation sequences)
     }), { numRuns: 150 });
   });
 });
+
+describe('NftBackend: applyChanges (a GrantManager batch)', () => {
+  const host = (i: number, over: Partial<Grant> = {}): Grant => ({ ...A, id: `h${i}`, address: `198.18.1.${i}`, ...over });
+
+  it('opens, an extension and a revocation go out in ONE nft -f - (removals first)', async () => {
+    const r = rig();
+    await r.backend.start(SPEC);
+    await r.backend.applyGrant(B);
+    r.take();
+    await r.backend.applyChanges([
+      { op: 'revoke', grant: B },
+      ...[1, 2, 3].map((i) => ({ op: 'apply' as const, grant: host(i) })),
+      { op: 'apply', grant: { ...host(1, { id: 'x' }), address: '198.18.0.9', expiresAtMs: T0 + 90_000 }, previous: { ...host(1, { id: 'x' }), address: '198.18.0.9' } },
+    ]);
+    const calls = r.take();
+    assert.deepEqual(calls.map((c) => c.argv.join(' ')), ['nft -f -']);
+    const lines = (calls[0]?.input ?? '').split('\n').filter((l) => l.startsWith('add element') || l.startsWith('delete element'));
+    assert.ok(lines.findIndex((l) => l.startsWith('delete')) < lines.findIndex((l) => l.includes('198.18.1.1')), 'removals come before adds');
+    assert.deepEqual(r.elements('grants4'), [
+      '198.18.0.9 . tcp . 22 postern:x 90000',
+      '198.18.1.1 . tcp . 22 postern:h1 60000', '198.18.1.2 . tcp . 22 postern:h2 60000', '198.18.1.3 . tcp . 22 postern:h3 60000',
+    ]);
+  });
+
+  it('200 new grants are one transaction of 200 plain adds', async () => {
+    const r = rig();
+    await r.backend.start(SPEC);
+    r.take();
+    await r.backend.applyChanges(Array.from({ length: 200 }, (_, i) => ({ op: 'apply' as const, grant: { ...host(i), address: `198.18.${2 + (i >> 8)}.${i & 255}` } })));
+    const calls = r.take();
+    assert.equal(calls.length, 1);
+    assert.equal((calls[0]?.input ?? '').split('\n').filter((l) => l.startsWith('add element inet postern grants4 ')).length, 200);
+    assert.equal(r.elements('grants4').length, 200);
+  });
+
+  it('a refused batch applies nothing and makes no cover; the revoked grant stays forgotten', async () => {
+    let refuse = true;
+    const r = rig({ fail: (argv, input) => (refuse && argv[1] === '-f' && (input ?? '').includes('198.18.1.2') ? bad('Error: Could not process rule\n') : undefined) });
+    await r.backend.start(SPEC);
+    await r.backend.applyGrant(B);
+    await assert.rejects(r.backend.applyChanges([{ op: 'revoke', grant: B }, { op: 'apply', grant: host(1) }, { op: 'apply', grant: host(2) }]), /Could not process/);
+    assert.deepEqual(r.elements('grants4').map((e) => e.split(' postern:')[1]?.split(' ')[0]), ['b', 'b'], 'nothing of the batch applied');
+    refuse = false;
+    // Retried one by one (what GrantManager does): each is exact, and B's elements go.
+    await r.backend.applyChanges([{ op: 'apply', grant: host(1) }]);
+    await r.backend.applyChanges([{ op: 'revoke', grant: B }]);
+    assert.deepEqual(r.elements('grants4'), ['198.18.1.1 . tcp . 22 postern:h1 60000']);
+  });
+
+  it('one forwarding grant with forwarding off refuses the whole batch before any command', async () => {
+    const r = rig();
+    await r.backend.start(SPEC);
+    r.take();
+    await assert.rejects(r.backend.applyChanges([{ op: 'apply', grant: host(1) }, { op: 'apply', grant: F4 }]), /forwarding is off/);
+    assert.deepEqual(r.take(), []);
+    await r.backend.applyChanges([{ op: 'apply', grant: host(1) }]);
+    assert.equal(r.elements('grants4').length, 1);
+  });
+});

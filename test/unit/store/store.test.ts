@@ -108,6 +108,23 @@ test('grants: saved, extended in place, removed; the cap drops the earliest expi
   store.close();
 });
 
+test('grants: a batch (one GrantManager flush) is one transaction: all of it durable together, none of it before', () => {
+  const path = join(tempDir(), 'state.db');
+  const { store } = open(path);
+  store.saveGrant(grant('old', NOW + 10_000));
+  const seen: number[] = [];
+  const count = () => withReadOnly(path, (db) => (db.prepare('SELECT count(*) AS n FROM grants').get() as { n: number }).n);
+  store.batch(() => {
+    for (let i = 0; i < 5; i++) store.saveGrant(grant(`b${i}`, NOW + 30_000));
+    store.removeGrant('old');
+    seen.push(count()); // another connection: the batch is not committed yet
+  });
+  seen.push(count());
+  assert.deepEqual(seen, [1, 5]);
+  assert.deepEqual(store.loadGrants().map((g) => g.grant.id).sort(), ['b0', 'b1', 'b2', 'b3', 'b4']);
+  store.close();
+});
+
 test('audit: a 100,000-packet junk flood is a bounded handful of rows whose counts add up; bytes stay small', () => {
   const path = join(tempDir(), 'state.db');
   const { store } = open(path, { ...CAPS, auditRows: 10_000 });
