@@ -34,7 +34,12 @@ export function clean(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
+/** ECMAScript's Date range (ECMA-262 §21.4.1.22: ±8.64e15 ms); the payload schemas only
+ *  bound times below, so a hostile broker can send one past it, where toISOString throws. */
+const MAX_DATE_MS = 8.64e15;
+
 function time(ms: number): string {
+  if (!(Math.abs(ms) <= MAX_DATE_MS)) return `(time ${ms} out of range)`;
   return new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 }
 

@@ -59,3 +59,11 @@ test('formatLine: outbox_dropped and database alerts', () => {
   assert.ok(db.ok);
   assert.equal(formatLine(db), '2023-11-14T22:13:20Z rtr01 alert database_memory database=memory reason="open: SQLITE_READONLY"');
 });
+
+test('times past the Date range (found by the fuzz test: last_ms 8640000000000001) print as such, never throw', () => {
+  for (const ms of [8_640_000_000_000_001, Number.MAX_SAFE_INTEGER]) {
+    const r = parseReceived('postern', 'postern/liar/alert', Buffer.from(JSON.stringify({ ...alert, last_ms: ms, first_ms: ms })));
+    assert.ok(r.ok);
+    assert.match(formatLine(r), new RegExp(`\\(time ${ms} out of range\\) liar alert bad_auth x3`));
+  }
+});
