@@ -40,9 +40,15 @@ export const TUNED_ENV = 'POSTERN_DAEMON_TUNED';
  *    10.4 -> 3 MB). `--single-threaded` also stops it, but then TurboFan compiles on the event
  *    loop, and a 20,000 pps flood saw the compile pauses as queue drops. musl (OpenWrt)
  *    ignores the variable: it has no per-thread arenas.
+ *  - `--max-opt=2` makes Maglev the top tier: TurboFan never runs. The first flood made hot
+ *    code TurboFan-worthy, and compiling it paged in about 5.5 MB of the node binary's text
+ *    (the compiler itself; RssFile, /proc/PID/smaps) plus its zone memory, in every flood
+ *    scenario (test/bench/mem-flood.ts: junk at 20,000 pps +8.3 MB -> +2.4 MB). The hot path
+ *    is header checks, typed-array work and OpenSSL calls, where Maglev code measured the same
+ *    CPU per packet (junk 15.9 vs 14.4 us, authlike 12.2 vs 12.3 us, noisy shared machine).
  * The board's own flags (process.execArgv, e.g. --max-old-space-size) come after ours and win.
  */
-const TUNED_FLAGS = ['--max-semi-space-size=1'];
+const TUNED_FLAGS = ['--max-semi-space-size=1', '--max-opt=2'];
 
 function reexecTuned(): void {
   if (process.env[TUNED_ENV] !== undefined || typeof process.execve !== 'function') return;
