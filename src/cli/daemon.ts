@@ -50,6 +50,22 @@ export const TUNED_ENV = 'POSTERN_DAEMON_TUNED';
  */
 const TUNED_FLAGS = ['--max-semi-space-size=1', '--max-opt=2'];
 
+/**
+ * Size of the slabs small Buffers are cut from (Buffer.from, allocUnsafe, concat: every
+ * Buffer under half this size). Node 24 made it 64 KiB (Node 22: 8 KiB). One slab stays
+ * allocated while any view into it lives, and views that happen to be alive at a scavenge
+ * get promoted, pinning their slab until the next full GC. Under an authlike flood (every
+ * packet a full AES-SIV check, each with a ~100-byte Buffer.from) heaptrack saw 95 slabs,
+ * 6.2 MB of malloc heap, pinned at the peak (issue 9; test/bench/mem-flood.ts MEM_HEAPTRACK).
+ * With 8 KiB slabs the same pins cost an eighth; the pool still saves a malloc per Buffer.
+ */
+export const DAEMON_BUFFER_POOL_BYTES = 8 * 1024;
+
+/** Runtime settings that can change while Node runs (the flags above cannot). */
+export function tuneRuntime(): void {
+  Buffer.poolSize = DAEMON_BUFFER_POOL_BYTES;
+}
+
 function reexecTuned(): void {
   if (process.env[TUNED_ENV] !== undefined || typeof process.execve !== 'function') return;
   const argv = [process.execPath, ...TUNED_FLAGS, ...process.execArgv, ...process.argv.slice(1)];
@@ -82,6 +98,7 @@ async function run(args: string[]): Promise<number> {
     return EXIT_FAIL;
   }
   reexecTuned();
+  tuneRuntime();
   const logger = createLogger({ level: (values['log-level'] ?? pre.config.raw.log_level) as Level });
   // The backend is chosen once per process: changing firewall.backend takes a restart.
   const backend = values['dry-run'] === true ? 'dry-run' : await resolveBackendName(pre.config);

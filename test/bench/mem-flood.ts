@@ -112,7 +112,7 @@ function underHeaptrack(w: World, dir: string): void {
   const orig = w.daemonCommand.bind(w);
   w.daemonCommand = (args) => {
     const c = orig(args);
-    return { argv: ['heaptrack', '-o', join(dir, 'ht'), c.argv[0]!, '--max-semi-space-size=1', ...c.argv.slice(1)], env: { ...c.env, POSTERN_DAEMON_TUNED: '1', MALLOC_ARENA_MAX: '1' } };
+    return { argv: ['heaptrack', '-o', join(dir, 'ht'), c.argv[0]!, '--max-semi-space-size=1', '--max-opt=2', ...c.argv.slice(1)], env: { ...c.env, POSTERN_DAEMON_TUNED: '1', MALLOC_ARENA_MAX: '1' } };
   };
 }
 
