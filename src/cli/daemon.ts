@@ -49,6 +49,17 @@ export const TUNED_ENV = 'POSTERN_DAEMON_TUNED';
  * The board's own flags (process.execArgv, e.g. --max-old-space-size) come after ours and win.
  */
 const TUNED_FLAGS = ['--max-semi-space-size=1', '--max-opt=2'];
+/**
+ * glibc's MALLOC_MMAP_THRESHOLD_: blocks of this size or more get a mapping of their own,
+ * returned to the kernel on free. What was left of the flood growth was the JIT's compile
+ * zones (Maglev, segments of 8-32 KiB, about 5 MB at the peak of a compile: heaptrack,
+ * issue 9) sharing the one arena with the packets' small Buffers: the small ones that were
+ * still alive when the zones were freed kept the heap from shrinking (2.6-5.5 MB of [heap]
+ * after a knock or authlike flood). Fixed at 8 KiB (which also stops glibc's dynamic raising
+ * of the threshold), zone segments and Buffer slabs come and go as mappings: 1.5 MB left.
+ * The extra mmap/munmap pair per 8 KiB slab is one per ~80 packets. musl ignores it.
+ */
+const MMAP_THRESHOLD_BYTES = 8 * 1024;
 
 /**
  * Size of the slabs small Buffers are cut from (Buffer.from, allocUnsafe, concat: every
@@ -70,7 +81,10 @@ function reexecTuned(): void {
   if (process.env[TUNED_ENV] !== undefined || typeof process.execve !== 'function') return;
   const argv = [process.execPath, ...TUNED_FLAGS, ...process.execArgv, ...process.argv.slice(1)];
   try {
-    process.execve(process.execPath, argv, { ...process.env, [TUNED_ENV]: '1', MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '1' });
+    process.execve(process.execPath, argv, {
+      ...process.env, [TUNED_ENV]: '1', MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '1',
+      MALLOC_MMAP_THRESHOLD_: process.env['MALLOC_MMAP_THRESHOLD_'] ?? String(MMAP_THRESHOLD_BYTES),
+    });
   } catch {
     // execve refused (e.g. a seccomp or LSM policy): guard untuned rather than not at all.
   }

@@ -27,6 +27,7 @@ test('the daemon runs with a 1 MB young generation, no TurboFan and one malloc a
     assert.ok(argv.indexOf('--max-semi-space-size=1') < argv.indexOf('--max-old-space-size=64'), argv.join(' '));
     assert.deepEqual(argv.slice(-3), ['daemon', '--config', w.configPath]);
     assert.ok(env.includes('MALLOC_ARENA_MAX=1'), 'MALLOC_ARENA_MAX=1 in the environment');
+    assert.ok(env.includes('MALLOC_MMAP_THRESHOLD_=8192'), 'zone segments and Buffer slabs in mappings of their own');
     assert.ok(env.includes('POSTERN_DAEMON_TUNED=1'), 'marker set: no second re-exec');
     // It still does its job after the re-exec: a valid packet opens a grant.
     await w.sendRaw(w.lab.client, w.packet());
