@@ -16,9 +16,9 @@
 // The EAGAIN that ends every batch is a JS Error built by the addon (Nan::ThrowError), and
 // V8 captures a stack trace for every Error: walking optimized frames rebuilds their
 // deoptimization state (TranslatedState) with about 18 short-lived mallocs per throw. At a
-// paced 20,000 pps nearly every datagram is its own wakeup, so that was 2.7 million mallocs
-// in a 10 s knock flood (heaptrack, issue 9), interleaved with the JIT's long-lived zone
-// segments in glibc's one arena: the main heap fragmented and RSS grew 8-14 MB. V8 captures
+// paced 20,000 pps nearly every datagram is its own wakeup, so that was 2.7 of the 2.8
+// million mallocs of a 10 s knock flood (heaptrack, issue 9; 0.4 million without it), all
+// churning glibc's one arena beside the JIT's compile zones, plus the CPU of the walk. V8 captures
 // no stack when Error.stackTraceLimit is not a number (Isolate::CaptureAndSetErrorStack), so
 // the native recv runs with it unset; the packet handler runs with it restored, so errors
 // in the pipeline keep their stacks.
