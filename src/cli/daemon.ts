@@ -40,15 +40,51 @@ export const TUNED_ENV = 'POSTERN_DAEMON_TUNED';
  *    10.4 -> 3 MB). `--single-threaded` also stops it, but then TurboFan compiles on the event
  *    loop, and a 20,000 pps flood saw the compile pauses as queue drops. musl (OpenWrt)
  *    ignores the variable: it has no per-thread arenas.
+ *  - `--max-opt=2` makes Maglev the top tier: TurboFan never runs. The first flood made hot
+ *    code TurboFan-worthy, and compiling it paged in about 5.5 MB of the node binary's text
+ *    (the compiler itself; RssFile, /proc/PID/smaps) plus its zone memory, in every flood
+ *    scenario (test/bench/mem-flood.ts: junk at 20,000 pps +8.3 MB -> +2.4 MB). The hot path
+ *    is header checks, typed-array work and OpenSSL calls, where Maglev code measured the same
+ *    CPU per packet (junk 15.9 vs 14.4 us, authlike 12.2 vs 12.3 us, noisy shared machine).
  * The board's own flags (process.execArgv, e.g. --max-old-space-size) come after ours and win.
  */
-const TUNED_FLAGS = ['--max-semi-space-size=1'];
+const TUNED_FLAGS = ['--max-semi-space-size=1', '--max-opt=2'];
+/**
+ * glibc's MALLOC_MMAP_THRESHOLD_: blocks of this size or more get a mapping of their own,
+ * returned to the kernel on free. What was left of the flood growth was the JIT's compile
+ * zones (Maglev, segments of 8-32 KiB, about 5 MB at the peak of a compile: heaptrack,
+ * issue 9) sharing the one arena with the packets' small Buffers: the small ones that were
+ * still alive when the zones were freed kept the heap from shrinking (2.6-5.5 MB of [heap]
+ * after a knock or authlike flood). Fixed at 8 KiB (which also stops glibc's dynamic raising
+ * of the threshold), zone segments and Buffer slabs come and go as mappings: 1.5 MB left.
+ * The extra mmap/munmap pair per 8 KiB slab is one per ~80 packets. musl ignores it.
+ */
+const MMAP_THRESHOLD_BYTES = 8 * 1024;
+
+/**
+ * Size of the slabs small Buffers are cut from (Buffer.from, allocUnsafe, concat: every
+ * Buffer under half this size). Node 24 made it 64 KiB (Node 22: 8 KiB). One slab stays
+ * allocated while any view into it lives, and views that happen to be alive at a scavenge
+ * get promoted, pinning their slab until the next full GC. Under an authlike flood (every
+ * packet a full AES-SIV check, each with a ~100-byte Buffer.from) heaptrack saw 95 slabs,
+ * 6.2 MB of malloc heap, pinned at the peak (issue 9; test/bench/mem-flood.ts MEM_HEAPTRACK).
+ * With 8 KiB slabs the same pins cost an eighth; the pool still saves a malloc per Buffer.
+ */
+export const DAEMON_BUFFER_POOL_BYTES = 8 * 1024;
+
+/** Runtime settings that can change while Node runs (the flags above cannot). */
+export function tuneRuntime(): void {
+  Buffer.poolSize = DAEMON_BUFFER_POOL_BYTES;
+}
 
 function reexecTuned(): void {
   if (process.env[TUNED_ENV] !== undefined || typeof process.execve !== 'function') return;
   const argv = [process.execPath, ...TUNED_FLAGS, ...process.execArgv, ...process.argv.slice(1)];
   try {
-    process.execve(process.execPath, argv, { ...process.env, [TUNED_ENV]: '1', MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '1' });
+    process.execve(process.execPath, argv, {
+      ...process.env, [TUNED_ENV]: '1', MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '1',
+      MALLOC_MMAP_THRESHOLD_: process.env['MALLOC_MMAP_THRESHOLD_'] ?? String(MMAP_THRESHOLD_BYTES),
+    });
   } catch {
     // execve refused (e.g. a seccomp or LSM policy): guard untuned rather than not at all.
   }
@@ -76,6 +112,7 @@ async function run(args: string[]): Promise<number> {
     return EXIT_FAIL;
   }
   reexecTuned();
+  tuneRuntime();
   const logger = createLogger({ level: (values['log-level'] ?? pre.config.raw.log_level) as Level });
   // The backend is chosen once per process: changing firewall.backend takes a restart.
   const backend = values['dry-run'] === true ? 'dry-run' : await resolveBackendName(pre.config);

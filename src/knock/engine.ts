@@ -22,7 +22,7 @@ import { cidrContains } from '../wire/address.ts';
 import { knockPorts, inRange, type PortRange } from './door.ts';
 import type { DoorConfig, TotpSource } from './door.ts';
 import { DoorRuntime, stepDoor } from './door-runtime.ts';
-import { SourceTable } from './source-table.ts';
+import { NONE, SourceTable } from './source-table.ts';
 import { flagsMatch, TCP_ACK, TCP_SYN, type KnockPort, type KnockProto } from './sequence.ts';
 
 export interface KnockHit {
@@ -127,7 +127,8 @@ export class KnockEngine {
     }
     this.#hits++;
     const slot = this.#sources.touch(h.src);
-    this.#expireSource(h.src, slot, now, events);
+    if (slot === NONE) return events; // not an address text: frames never carry one
+    this.#expireSource(slot, now, events, h.src);
     if (now.monoMs < this.#sources.penaltyUntil(slot)) {
       // Seq ports do not extend the penalty, so a user who waits it out is let in.
       if (rel !== 'seq') this.#sources.setPenalty(slot, now.monoMs + this.#opts.penaltyMs);
@@ -195,20 +196,22 @@ export class KnockEngine {
     this.#sources.setPenalty(slot, now.monoMs + this.#opts.penaltyMs);
   }
 
-  #expireSource(src: string, slot: number, now: KnockNow, events: KnockEvent[]): void {
+  /** `src`: the source's text when the caller has it; else made from the table, and only
+   *  when there is an event to report. */
+  #expireSource(slot: number, now: KnockNow, events: KnockEvent[], src?: string): void {
     if (this.#sources.active(slot) === 0) return;
     this.#doors.forEach((rt, idx) => {
       if (!this.#sources.inAttempt(slot, idx) || now.monoMs - this.#sources.firstMs(slot, idx) <= rt.config.seqTimeoutS * 1000) return;
       this.#sources.end(slot, idx);
-      events.push({ kind: 'refused', reason: 'knock_timeout', source: src, door: rt.config.name });
+      events.push({ kind: 'refused', reason: 'knock_timeout', source: src ?? this.#sources.text(slot), door: rt.config.name });
     });
   }
 
   /** Timer-driven: report timed-out attempts and forget idle sources. */
   expire(now: KnockNow): KnockEvent[] {
     const events: KnockEvent[] = [];
-    for (const [src, slot] of this.#sources.entries()) {
-      this.#expireSource(src, slot, now, events);
+    for (const slot of this.#sources.slots()) {
+      this.#expireSource(slot, now, events);
       if (this.#sources.active(slot) === 0 && now.monoMs >= this.#sources.penaltyUntil(slot)) this.#sources.release(slot);
     }
     return events;

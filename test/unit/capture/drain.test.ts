@@ -52,6 +52,44 @@ test('drainBatch reports other recv errors once and stops the batch', () => {
   assert.equal(wrap.reads, 1);
 });
 
+test('the EAGAIN that ends a batch is built without a stack trace; the handler keeps stacks', () => {
+  const limit = Error.stackTraceLimit;
+  const thrown: Error[] = [];
+  const wrap = {
+    recv(buffer: Buffer, cb: (b: Buffer, n: number, src: string) => void): void {
+      const err = new Error('Resource temporarily unavailable');
+      if (thrown.length > 0) {
+        thrown.push(err);
+        throw err;
+      }
+      thrown.push(err);
+      cb(buffer, 1, '192.0.2.1');
+    },
+  };
+  const inHandler: unknown[] = [];
+  let handlerStack = '';
+  assert.equal(drainBatch(wrap, Buffer.alloc(4), () => {
+    inHandler.push(Error.stackTraceLimit);
+    handlerStack = new Error('in the pipeline').stack ?? '';
+  }, assert.fail), 1);
+  // No "    at ..." frames: V8 skipped the stack walk (and its mallocs) for the addon's errors.
+  assert.equal(thrown.length, 2);
+  for (const e of thrown) assert.doesNotMatch(e.stack ?? '', /\n\s+at /);
+  assert.deepEqual(inHandler, [limit]);
+  assert.match(handlerStack, /\n\s+at /);
+  assert.equal(Error.stackTraceLimit, limit);
+});
+
+test('drainBatch restores Error.stackTraceLimit when the handler throws or recv fails', () => {
+  const limit = Error.stackTraceLimit;
+  const errors: string[] = [];
+  drainBatch(fakeWrap([Buffer.from('x')]), Buffer.alloc(4), () => { throw new Error('handler bug'); }, (e) => errors.push(e.message));
+  assert.deepEqual(errors, ['handler bug']);
+  assert.equal(Error.stackTraceLimit, limit);
+  drainBatch(fakeWrap([], new Error('Bad file descriptor')), Buffer.alloc(4), assert.fail, () => undefined);
+  assert.equal(Error.stackTraceLimit, limit);
+});
+
 test('isWouldBlock knows both spellings of EAGAIN and nothing else', () => {
   assert.equal(isWouldBlock(new Error('Resource temporarily unavailable')), true);
   assert.equal(isWouldBlock(new Error('Operation would block')), true);
