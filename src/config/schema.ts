@@ -111,7 +111,7 @@ export const ControlSchema = Type.Object({
 
 /** Port knocking (docs/config.md "Knock doors"). */
 export const KnockSchema = Type.Object({
-  max_sources: Type.Integer({ minimum: 16, maximum: 65536, default: 4096, description: 'memory: max_sources * doors * 21 bytes, allocated at start' }),
+  max_sources: Type.Integer({ minimum: 16, maximum: 65536, default: 4096, description: 'memory: max_sources * (doors * 21 + 75) bytes, allocated at start' }),
   guard_width: Type.Integer({ minimum: 0, maximum: 16, default: 2 }),
   penalty_s: Type.Integer({ minimum: 0, maximum: 3600, default: 10 }),
 }, { additionalProperties: false, default: {} });
