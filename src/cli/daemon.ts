@@ -46,9 +46,11 @@ export const TUNED_ENV = 'POSTERN_DAEMON_TUNED';
  *    scenario (test/bench/mem-flood.ts: junk at 20,000 pps +8.3 MB -> +2.4 MB). The hot path
  *    is header checks, typed-array work and OpenSSL calls, where Maglev code measured the same
  *    CPU per packet (junk 15.9 vs 14.4 us, authlike 12.2 vs 12.3 us, noisy shared machine).
+ *  - `--expose-gc` lets the daemon hand the heap back right after a burst instead of ~8 s
+ *    later (src/daemon/heap-compactor.ts). It adds a `gc` global; nothing else calls it.
  * The board's own flags (process.execArgv, e.g. --max-old-space-size) come after ours and win.
  */
-const TUNED_FLAGS = ['--max-semi-space-size=1', '--max-opt=2'];
+const TUNED_FLAGS = ['--max-semi-space-size=1', '--max-opt=2', '--expose-gc'];
 /**
  * glibc's MALLOC_MMAP_THRESHOLD_: blocks of this size or more get a mapping of their own,
  * returned to the kernel on free. What was left of the flood growth was the JIT's compile

@@ -35,6 +35,7 @@ import type { ControlServer } from '../control/server.ts';
 import { controlHandler } from './control.ts';
 import { grantView, keyViews, type DaemonStatus, type KeyView } from './status.ts';
 import { openStore, restoreGrants, startControl, storeJournal } from './state.ts';
+import { HeapCompactor } from './heap-compactor.ts';
 
 export { capturePorts, guardSpec } from './guard-spec.ts';
 
@@ -59,6 +60,8 @@ const MAX_GRANTS = 4096;
 const LOG_INTERVAL_MS = 10_000;
 /** Counters are logged this often, when they changed. */
 const STATS_INTERVAL_MS = 60_000;
+/** How often the heap is looked at after bursts (heap-compactor.ts). */
+const COMPACT_CHECK_MS = 1_000;
 const LOG_MAX_TRACKED = 32;
 
 /** Refusals that, over ICMP, mean "an ordinary ping", not "a bad SPA packet". */
@@ -214,6 +217,8 @@ export class Daemon {
       last = text;
       this.#log.debug('memory', memoryFields);
     });
+    const compactor = new HeapCompactor();
+    if (compactor.active) every(COMPACT_CHECK_MS, () => { if (compactor.tick()) this.#log.debug('heap compacted after a burst', memoryFields); });
     every(config.raw.firewall.reconcile_interval_s * 1000, () => {
       void this.#maintain();
       for (const d of [this.#replay, this.#fwknopReplay]) d?.guard.prune(this.#deps.clock.wallMs(), this.#clockTrusted());

@@ -22,6 +22,8 @@ const GRANT_PPS = 1_000;
 const GRANT_S = 1;
 const DRAIN_MAX_MS = 30_000;
 const SETTLE_MS = 2_000;
+/** Later RSS readings after the grants closed, in seconds (the note under the table). */
+const LATER_S = [5, 10];
 
 /** 10.0.0.1, 10.0.0.2, ...: one allowed address per grant. */
 function address(i: number): string {
@@ -82,7 +84,13 @@ export async function runMemory(d: Daemon, bins: Bins): Promise<Row> {
   const granted = d.world ? await grantCycle(d, bins) : undefined;
   if (granted !== undefined) await sleep(SETTLE_MS);
   const afterGrants = granted === undefined ? undefined : readRss(d.pid)?.mb;
-  const note = granted && `${d.name}, ${GRANTS} grant packets at ${GRANT_PPS}/s, ${GRANT_S} s each: ${granted.note}`;
+  // How RSS goes on once the grants are gone (the row shows the first of these).
+  const later: string[] = [];
+  for (const at of granted === undefined ? [] : LATER_S) {
+    await sleep(at * 1000 - (LATER_S[LATER_S.indexOf(at) - 1] ?? SETTLE_MS / 1000) * 1000);
+    later.push(`${at} s ${readRss(d.pid)?.mb.toFixed(1) ?? '?'} MB`);
+  }
+  const note = granted && `${d.name}, ${GRANTS} grant packets at ${GRANT_PPS}/s, ${GRANT_S} s each: ${granted.note}; RSS after the last grant closed: ${SETTLE_MS / 1000} s ${afterGrants?.toFixed(1) ?? '?'} MB, ${later.join(', ')}`;
   return {
     daemon: d.name, scenario: 'memory', sent: sent.sent, floodMs: sent.ms, cpuS: cpuSeconds(d.pid) - cpu0,
     ...(idle !== undefined && { rssBeforeMb: idle }), ...(afterJunk !== undefined && { rssJunkMb: afterJunk, rssAfterMb: afterJunk }),

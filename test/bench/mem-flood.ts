@@ -10,6 +10,7 @@
 //               AES-SIV check, refused as bad_auth)
 //     junk      random UDP to the SPA port, 20,000 pps for 10 s
 //     replay    one accepted packet replayed 100,000 times at 20,000 pps
+//     grants    10,000 grants for 10,000 addresses, 1 s each, at 1,000/s
 //   Environment: MEM_NODE_FLAGS adds Node flags to the daemon (e.g. --trace-gc);
 //   MEM_DAEMON_OUTPUT=N prints the daemon's last N output lines; MEM_HEAPTRACK=DIR runs the
 //   daemon (as root, tuned by hand: no re-exec) under heaptrack, writing DIR/ht.*.zst.
@@ -18,12 +19,12 @@
 // after each flood + 3 s settle, and the smaps mappings whose Rss grew most.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labSkipReason } from '../lab/lab.ts';
-import { SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sleep, type Backend, type World } from '../e2e/harness.ts';
+import { NO_PREFILTER, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sleep, type Backend, type World } from '../e2e/harness.ts';
 import { KNOCKS } from './knock.ts';
 import { posternStatus } from './h2h-daemons.ts';
 import { fmt } from './stats.ts';
@@ -37,16 +38,32 @@ const SETTLE_MS = 3_000;
 interface Bins { readonly udp: string; readonly syn: string }
 type Flood = (w: World, bins: Bins) => Promise<string[] | undefined>;
 
+/** udp-blast's common options: to the router's SPA port, bounded by count and time. */
+const udp = (w: World, b: Bins, count: number): string[] =>
+  [b.udp, '--to', w.lab.router.ip4, '--port', String(SPA_PORT), '--count', String(count), '--seconds', String(FLOOD_S)];
+
 const SCENARIOS: Record<string, Flood> = {
   idle: async () => undefined,
   knock: async (w, b) => [b.syn, w.lab.router.ip4, 'spoof', String(KNOCKS[0]), String(PPS * FLOOD_S), String(FLOOD_S), String(PPS)],
-  authlike: async (w, b) => [b.udp, w.lab.router.ip4, String(SPA_PORT), 'authlike', '50000000', String(FLOOD_S), '0', '3', w.packet().toString('hex')],
-  junk: async (w, b) => [b.udp, w.lab.router.ip4, String(SPA_PORT), 'junk', String(PPS * FLOOD_S), String(FLOOD_S), String(PPS), '1'],
+  authlike: async (w, b) => {
+    const p = w.packet();
+    return [...udp(w, b, 50_000_000), '--seed', '3', '--prefix', p.subarray(0, 4).toString('hex'), '--len', `${p.length}-${p.length}`];
+  },
+  // With the kernel prefilter on (the default) junk never reaches the daemon: this is the
+  // daemon's own cost, so these worlds run with spa.prefilter off (see createWorld below).
+  junk: async (w, b) => [...udp(w, b, PPS * FLOOD_S), '--pps', String(PPS), '--seed', '1'],
+  // 10,000 grants for 10,000 explicit addresses, 1 s each, at 1,000/s (the h2h memory scenario).
+  grants: async (w, b) => {
+    const file = join(w.dir, 'grants.hex');
+    const addr = (i: number): string => `10.${((i + 1) >> 16) & 255}.${((i + 1) >> 8) & 255}.${(i + 1) & 255}`;
+    writeFileSync(file, Array.from({ length: 10_000 }, (_, i) => w.packet({ allowAddress: addr(i), durationS: 1 }).toString('hex')).join('\n') + '\n');
+    return [b.udp, '--to', w.lab.router.ip4, '--port', String(SPA_PORT), '--count', '10000', '--seconds', '15', '--pps', '1000', '--payload-file', file];
+  },
   replay: async (w, b) => {
     const p = w.packet({ durationS: 120 });
     await w.sendRaw(w.lab.client, p);
     await w.daemon.waitForOutput(/msg="grant opened"/, 3_000);
-    return [b.udp, w.lab.router.ip4, String(SPA_PORT), 'replay', '100000', String(FLOOD_S), String(PPS), '4', p.toString('hex')];
+    return [...udp(w, b, 100_000), '--pps', String(PPS), '--payload', p.toString('hex')];
   },
 };
 
@@ -122,7 +139,9 @@ async function run(name: string, backend: Backend, bins: Bins, repeat: number): 
   const nodeFlags = process.env['MEM_NODE_FLAGS']?.split(' ').filter(Boolean) ?? [];
   const ht = process.env['MEM_HEAPTRACK'];
   const w = await createWorld({
-    backend, tag: `mem${name}`.slice(0, 10), nodeFlags, ...(knock && { config: { doors: [door] } }), ...(ht !== undefined && { runAs: 'root' as const }),
+    backend, tag: `mem${name}`.slice(0, 10), nodeFlags, config: { ...NO_PREFILTER, ...(knock && { doors: [door] }) },
+    ...(name === 'grants' && { keyExtra: { require_source_address: false, max_duration_s: 600 } }),
+    ...(ht !== undefined && { runAs: 'root' as const }),
   });
   try {
     if (ht !== undefined) underHeaptrack(w, ht);
@@ -168,7 +187,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'postern-mem-'));
   try {
     const bins = { udp: join(dir, 'udp-blast'), syn: join(dir, 'syn-blast') };
-    execFileSync('gcc', ['-O2', '-o', bins.udp, UDP_BLAST]);
+    execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-pthread', '-o', bins.udp, UDP_BLAST]);
     execFileSync('gcc', ['-O2', '-o', bins.syn, SYN_BLAST]);
     for (const n of chosen) await run(n, backend, bins, repeat);
   } finally {

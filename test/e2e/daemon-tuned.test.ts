@@ -23,6 +23,8 @@ test('the daemon runs with a 1 MB young generation, no TurboFan and one malloc a
     assert.equal(argv.filter((a) => a === '--max-semi-space-size=1').length, 1, argv.join(' '));
     // Maglev as the top tier: TurboFan's code pages and zones never join the RSS.
     assert.equal(argv.filter((a) => a === '--max-opt=2').length, 1, argv.join(' '));
+    // gc() for the heap compactor (src/daemon/heap-compactor.ts), nothing else.
+    assert.equal(argv.filter((a) => a === '--expose-gc').length, 1, argv.join(' '));
     // Ours first, the caller's after: a board that sets its own semi-space size wins.
     assert.ok(argv.indexOf('--max-semi-space-size=1') < argv.indexOf('--max-old-space-size=64'), argv.join(' '));
     assert.deepEqual(argv.slice(-3), ['daemon', '--config', w.configPath]);
