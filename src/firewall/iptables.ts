@@ -50,6 +50,7 @@ import {
 } from './iptables-plan.ts';
 import type { ChainRules, ChainState, RestoreSection } from './iptables-plan.ts';
 import { parseIptablesCounter } from './prefilter.ts';
+import { PrefilterState } from './prefilter-state.ts';
 import type { Family, FirewallBackend, Grant, GrantChange, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
 
 export interface IptablesBinaries {
@@ -87,9 +88,7 @@ export class IptablesBackend implements FirewallBackend {
   readonly #names: ChainNames;
   /** False once start() found ip6tables unusable. */
   #ipv6 = true;
-  #prefilter: PrefilterStatus = { state: 'off' };
-  /** Drops counted by <P>-IN rules that a rebuild has since replaced. */
-  #prefilterBase = 0;
+  readonly #prefilter: PrefilterState;
   /** Per family, the spec whose guard rules this process last wrote (JSON): a periodic
    *  start that finds them intact rewrites nothing. */
   readonly #written: Record<Family, string | undefined> = { 4: undefined, 6: undefined };
@@ -104,13 +103,15 @@ export class IptablesBackend implements FirewallBackend {
     this.#run = opts.runner;
     this.#log = opts.logger;
     this.#noteGuarding = guardLogger(opts.logger);
+    this.#prefilter = new PrefilterState(opts.logger, 'iptables');
     this.#bins = { ...DEFAULT_IPTABLES_BINARIES, ...opts.binaries };
     this.#names = chainNames(opts.chainPrefix);
   }
 
   async start(spec: GuardSpec): Promise<void> {
     checkGuardSpec(spec);
-    return this.#serial(() => this.#withPrefilter(spec, (s) => this.#startAll(s), false));
+    // Refused (no xt_u32 in the kernel, e.g. a board without kmod-ipt-u32): guard without it.
+    return this.#serial(() => this.#prefilter.guard(spec, (s) => this.#startAll(s), { retryRefused: false, refused: () => true }));
   }
 
   async #startAll(spec: GuardSpec): Promise<void> {
@@ -127,45 +128,13 @@ export class IptablesBackend implements FirewallBackend {
 
   async update(spec: GuardSpec): Promise<void> {
     checkGuardSpec(spec);
-    return this.#serial(() => this.#withPrefilter(spec, (s) => this.#updateAll(s), true));
-  }
-
-  /** Runs a guard change with the prefilter; if iptables refuses it (no xt_u32 in the
-   *  kernel, e.g. a board without kmod-ipt-u32), the same without it: guarding matters
-   *  more than the prefilter, and status says why it is off. Each restore block is one
-   *  transaction, so the refused attempt left nothing half-applied. Once refused, the
-   *  periodic start does not try again (it would fail, and log, every interval); update, an
-   *  operator's config reload, does. */
-  async #withPrefilter(spec: GuardSpec, op: (s: GuardSpec) => Promise<void>, retryRefused: boolean): Promise<void> {
-    if (this.#prefilter.state === 'refused' && !retryRefused && spec.spaPrefilter !== undefined) {
-      const { spaPrefilter: _, ...without } = spec;
-      return op(without);
-    }
-    if (spec.spaPrefilter === undefined) {
-      await op(spec);
-      this.#prefilter = { state: 'off' };
-      return;
-    }
-    try {
-      await op(spec);
-      this.#prefilter = { state: 'on' };
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      this.#log.error('iptables refused the SPA prefilter; guarding without it', { error: reason });
-      const { spaPrefilter: _, ...without } = spec;
-      await op(without);
-      this.#prefilter = { state: 'refused', reason };
-    }
+    return this.#serial(() => this.#prefilter.guard(spec, (s) => this.#updateAll(s), { retryRefused: true, refused: () => true }));
   }
 
   /** Serialised with start/update, so a rebuild never runs between reading the counters and
-   *  adding the base (which would count a rebuilt chain's packets twice). */
+   *  adding the kept count (which would count a rebuilt chain's packets twice). */
   prefilterStatus(): Promise<PrefilterStatus> {
-    return this.#serial(async () => {
-      if (this.#prefilter.state !== 'on') return this.#prefilter;
-      const now = await this.#prefilterCount();
-      return now === undefined ? this.#prefilter : { ...this.#prefilter, dropped: this.#prefilterBase + now };
-    });
+    return this.#serial(async () => this.#prefilter.report(this.#prefilter.state === 'on' ? await this.#prefilterCount() : undefined));
   }
 
   /** The tagged drop rules' packet counters in <P>-IN, both families added up. */
@@ -185,7 +154,7 @@ export class IptablesBackend implements FirewallBackend {
 
   /** Before <P>-IN is rebuilt, which resets its rule counters: keep what they counted. */
   async #keepPrefilterCount(f: Family): Promise<void> {
-    if (this.#prefilter.state === 'on') this.#prefilterBase += (await this.#prefilterCountOf(f)) ?? 0;
+    if (this.#prefilter.state === 'on') this.#prefilter.keep(await this.#prefilterCountOf(f));
   }
 
   async #updateAll(spec: GuardSpec): Promise<void> {

@@ -76,6 +76,7 @@ import { parseListing } from './nft-listing.ts';
 import type { ListedElement } from './nft-listing.ts';
 import { DEFAULT_NFT_MARK, applyArgv, checkMark, guardAttempts, listTableArgv, nftScript, stopLines } from './nft-rules.ts';
 import { NFT_PREFILTER_COUNTER, parseNftCounter } from './prefilter.ts';
+import { PrefilterState } from './prefilter-state.ts';
 import type { FirewallBackend, Grant, GrantChange, GuardSpec, PrefilterStatus, ReconcileReport } from './types.ts';
 
 export { DEFAULT_NFT_MARK } from './nft-rules.ts';
@@ -115,13 +116,14 @@ export class NftBackend implements FirewallBackend {
   #forwarding = false;
   /** nft refused the forwarding chains once: start goes on without them. */
   #natRefused = false;
-  #prefilter: PrefilterStatus = { state: 'off' };
+  readonly #prefilter: PrefilterState;
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: NftBackendOptions) {
     this.#run = opts.runner;
     this.#log = opts.logger;
     this.#noteGuarding = guardLogger(opts.logger);
+    this.#prefilter = new PrefilterState(opts.logger, 'nft');
     this.#clock = opts.clock;
     this.#bin = opts.nft ?? 'nft';
     this.#mark = opts.mark ?? DEFAULT_NFT_MARK;
@@ -227,36 +229,17 @@ export class NftBackend implements FirewallBackend {
     });
   }
 
-  /** The guard transaction; if nft refuses it with the prefilter (prefilter.ts), the same
-   *  without it: guarding matters more than the prefilter, and status says why it is off.
-   *  Once refused, the periodic start (mayRecreate) does not try again; update does. */
-  async #guard(spec: GuardSpec, mayRecreate: boolean): Promise<void> {
-    if (this.#prefilter.state === 'refused' && mayRecreate && spec.spaPrefilter !== undefined) {
-      const { spaPrefilter: _, ...without } = spec;
-      return this.#guardOnce(without, mayRecreate);
-    }
-    if (spec.spaPrefilter === undefined) {
-      await this.#guardOnce(spec, mayRecreate);
-      this.#prefilter = { state: 'off' };
-      return;
-    }
-    try {
-      await this.#guardOnce(spec, mayRecreate);
-      this.#prefilter = { state: 'on' };
-    } catch (err) {
-      if (!(err instanceof NftCommandError)) throw err;
-      this.#log.error('nft refused the SPA prefilter; guarding without it', { error: errorText(err) });
-      const { spaPrefilter: _, ...without } = spec;
-      await this.#guardOnce(without, mayRecreate);
-      this.#prefilter = { state: 'refused', reason: errorText(err) };
-    }
+  /** The guard transaction, with the prefilter if nft takes it (prefilter-state.ts). */
+  #guard(spec: GuardSpec, mayRecreate: boolean): Promise<void> {
+    return this.#prefilter.guard(spec, (s) => this.#guardOnce(s, mayRecreate), {
+      retryRefused: !mayRecreate, refused: (err) => err instanceof NftCommandError,
+    });
   }
 
   async prefilterStatus(): Promise<PrefilterStatus> {
-    if (this.#prefilter.state !== 'on') return this.#prefilter;
+    if (this.#prefilter.state !== 'on') return this.#prefilter.report(undefined);
     const r = await this.#exec([this.#bin, '-j', 'list', 'counter', 'inet', 'postern', NFT_PREFILTER_COUNTER]);
-    const dropped = r.code === 0 ? parseNftCounter(r.stdout) : undefined;
-    return dropped === undefined ? this.#prefilter : { ...this.#prefilter, dropped };
+    return this.#prefilter.report(r.code === 0 ? parseNftCounter(r.stdout) : undefined);
   }
 
   /** The guard transaction: amend the table; at start, replace it if it cannot be amended
