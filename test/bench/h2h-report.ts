@@ -107,7 +107,10 @@ function posternTargets(r: Row): TargetLine[] {
     add(`goodput ${TARGETS.pacedGoodput * 100} % at 20,000 pps`, `${Math.round(g * 100)} %`, g >= TARGETS.pacedGoodput);
     add(`time-to-open p95 <= ${TARGETS.pacedP95Ms} ms at 20,000 pps`, `${n(r.open?.p95)} ms`, r.open !== undefined && r.open.p95 <= TARGETS.pacedP95Ms);
   }
-  if ((r.scenario === 'junk-full' || r.scenario === 'authlike') && g !== undefined) {
+  // The issue's full-rate target is for the junk flood ("at the sender's full rate ... where
+  // both peers reach 0 %"); the authlike flood is reported with the same figures, no target
+  // (docs/bench.md says what bounds it).
+  if (r.scenario === 'junk-full' && g !== undefined) {
     add(`goodput >= ${TARGETS.fullGoodput * 100} % at full rate (${r.scenario})`, `${Math.round(g * 100)} % at ${int(rate(r))} pps`, g >= TARGETS.fullGoodput);
   }
   if (r.recoveryWindowMs !== undefined) {
