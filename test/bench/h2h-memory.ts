@@ -26,7 +26,7 @@ const SETTLE_MS = 2_000;
 const LATER_S = [5, 10];
 
 /** 10.0.0.1, 10.0.0.2, ...: one allowed address per grant. */
-function address(i: number): string {
+export function address(i: number): string {
   const n = i + 1;
   return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
 }

@@ -28,6 +28,9 @@ import { NO_PREFILTER, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sl
 import { KNOCKS } from './knock.ts';
 import { posternStatus } from './h2h-daemons.ts';
 import { fmt } from './stats.ts';
+import { cpuSeconds } from './cpu.ts';
+import { address } from './h2h-memory.ts';
+import { memStatus, smaps, type MemStatus } from './proc-mem.ts';
 
 const UDP_BLAST = fileURLToPath(new URL('../lab/udp-blast.c', import.meta.url));
 const SYN_BLAST = fileURLToPath(new URL('../lab/syn-blast.c', import.meta.url));
@@ -55,8 +58,7 @@ const SCENARIOS: Record<string, Flood> = {
   // 10,000 grants for 10,000 explicit addresses, 1 s each, at 1,000/s (the h2h memory scenario).
   grants: async (w, b) => {
     const file = join(w.dir, 'grants.hex');
-    const addr = (i: number): string => `10.${((i + 1) >> 16) & 255}.${((i + 1) >> 8) & 255}.${(i + 1) & 255}`;
-    writeFileSync(file, Array.from({ length: 10_000 }, (_, i) => w.packet({ allowAddress: addr(i), durationS: 1 }).toString('hex')).join('\n') + '\n');
+    writeFileSync(file, Array.from({ length: 10_000 }, (_, i) => w.packet({ allowAddress: address(i), durationS: 1 }).toString('hex')).join('\n') + '\n');
     return [b.udp, '--to', w.lab.router.ip4, '--port', String(SPA_PORT), '--count', '10000', '--seconds', '15', '--pps', '1000', '--payload-file', file];
   },
   replay: async (w, b) => {
@@ -67,36 +69,12 @@ const SCENARIOS: Record<string, Flood> = {
   },
 };
 
-function status(pid: number): { rss: number; anon: number; file: number } {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const mb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN) / 1024;
-  return { rss: mb('VmRSS'), anon: mb('RssAnon'), file: mb('RssFile') };
-}
-
-/** utime + stime in seconds (fields 14 and 15 of /proc/PID/stat, after the comm field). */
-function cpuS(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
 async function processed(w: World): Promise<number> {
   const c = (await posternStatus(w)).counters;
   return Object.entries(c).filter(([k]) => k !== 'closed').reduce((n, [, v]) => n + v, 0);
 }
 
-const show = (m: ReturnType<typeof status>): string => `${fmt(m.rss)} MB (anon ${fmt(m.anon)}, file ${fmt(m.file)})`;
-
-function smaps(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  let key = '';
-  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (head) key = `${head[1]} ${(parseInt(head[2]!, 16) - parseInt(head[1]!, 16)) >> 10}kB ${head[3] || '[anon]'}`;
-    const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss) out.set(key, Number(rss[1]));
-  }
-  return out;
-}
+const show = (m: MemStatus): string => `${fmt(m.rss)} MB (anon ${fmt(m.anon)}, file ${fmt(m.file)})`;
 
 function growth(a: Map<string, number>, b: Map<string, number>): string {
   const rows = [...b].map(([k, v]) => [k, v - (a.get(k) ?? 0)] as const).filter(([, d]) => Math.abs(d) >= 64).sort((x, y) => y[1] - x[1]);
@@ -150,14 +128,14 @@ async function run(name: string, backend: Backend, bins: Bins, repeat: number): 
     await sleep(2_000);
     const argv = await SCENARIOS[name]!(w, bins);
     const m0 = smaps(pid);
-    const s0 = status(pid);
+    const s0 = memStatus(pid);
     const lines = [`${name} on postern/${backend}: start ${show(s0)}`];
     for (let r = 1; r <= repeat; r++) {
-      const [cpu0, n0] = [cpuS(pid), await processed(w)];
+      const [cpu0, n0] = [cpuSeconds(pid), await processed(w)];
       const f = argv ? (await w.lab.exec(w.lab.attacker, argv, { timeoutMs: 90_000 })).stdout.trim() : await sleep(FLOOD_S * 1000).then(() => '{}');
       await sleep(SETTLE_MS);
-      const s = status(pid);
-      const [cpu, n] = [cpuS(pid) - cpu0, (await processed(w)) - n0];
+      const s = memStatus(pid);
+      const [cpu, n] = [cpuSeconds(pid) - cpu0, (await processed(w)) - n0];
       lines.push(`  run ${r} ${f}: processed ${n}, CPU ${fmt(cpu)} s (${n > 0 ? fmt((cpu * 1e6) / n) : '-'} us/packet); ${show(s)}; growth ${fmt(s.rss - s0.rss)} MB (anon ${fmt(s.anon - s0.anon)})`);
     }
     lines.push(`  smaps Rss growth:\n${growth(m0, smaps(pid))}`);

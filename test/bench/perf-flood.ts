@@ -34,6 +34,8 @@ import { IP_BIN, labSkipReason, type Lab } from '../lab/lab.ts';
 import { SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, sleep, type Backend, type World } from '../e2e/harness.ts';
 import { OPEN_PROBE_PATH, type OpenPlan, type TrialResult } from './open-probe.ts';
 import { fmt, summarize } from './stats.ts';
+import { cpuSeconds } from './cpu.ts';
+import { memStatus, smaps } from './proc-mem.ts';
 
 const BLAST_SRC = fileURLToPath(new URL('../lab/udp-blast.c', import.meta.url));
 /** udp-blast threads for the full-rate floods (one per core, as h2h.ts). */
@@ -75,24 +77,13 @@ async function replayMode(w: World): Promise<readonly string[]> {
   return ['--payload', p.toString('hex')];
 }
 
-function rssMb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+const rssMb = (pid: number): number => memStatus(pid).rss;
 
-/** RssAnon / RssFile (MB) from /proc/PID/status: heap and stacks vs. mapped files (the node
- *  binary's code pages the JIT or a first-time path touches count as RssFile). */
+/** RssAnon / RssFile (MB): heap and stacks vs. mapped files (the node binary's code pages
+ *  the JIT or a first-time path touches count as RssFile). */
 function rssParts(pid: number): string {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN) / 1024;
-  return `anon ${fmt(kb('RssAnon'))} file ${fmt(kb('RssFile'))}`;
-}
-
-/** utime + stime in seconds (fields 14 and 15 of /proc/PID/stat, after the comm field). */
-function cpuS(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  const m = memStatus(pid);
+  return `anon ${fmt(m.anon)} file ${fmt(m.file)}`;
 }
 
 /** The daemon's IPv4 raw UDP socket in its namespace: receive queue bytes and drops. */
@@ -103,19 +94,6 @@ function rawUdp(pid: number): { queue: number; drops: number } {
     if (f[1] === '00000000:0011') return { queue: parseInt(f[4]?.split(':')[1] ?? '0', 16), drops: Number(f.at(-1)) };
   }
   return { queue: 0, drops: 0 };
-}
-
-/** Rss (kB) per mapping, keyed by start address and name (PERF_SMAPS=1 prints the growers). */
-function smaps(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  let key = '';
-  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (head) key = `${head[1]} ${(parseInt(head[2]!, 16) - parseInt(head[1]!, 16)) >> 10}kB ${head[3] || '[anon]'}`;
-    const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss) out.set(key, Number(rss[1]));
-  }
-  return out;
 }
 
 function smapsGrowth(a: Map<string, number>, b: Map<string, number>): string {
@@ -183,7 +161,7 @@ async function runScenario(print: (l: string) => void, name: string, sc: Scenari
     await addSources(w.lab, sources);
     const mode = await sc.mode(w);
     await sleep(1_000);
-    const before = { maps: smaps(pid), parts: rssParts(pid), rss: rssMb(pid), cpu: cpuS(pid), raw: rawUdp(pid), n: await classified(w) };
+    const before = { maps: smaps(pid), parts: rssParts(pid), rss: rssMb(pid), cpu: cpuSeconds(pid), raw: rawUdp(pid), n: await classified(w) };
     const full = sc.count > 10_000_000;
     const floodArgv = [blast, '--to', w.lab.router.ip4, '--port', String(SPA_PORT), '--count', String(sc.count), '--seconds', String(FLOOD_S * (full ? 1 : 6)),
       '--pps', String(sc.pps), '--threads', String(full ? FULL_THREADS : 1), '--seed', '42', ...mode];
@@ -192,7 +170,7 @@ async function runScenario(print: (l: string) => void, name: string, sc: Scenari
     const f = await flood;
     const sent = JSON.parse(f.stdout.trim() || '{}') as { sent?: number; pps?: number };
     const drain = await drainMs(pid);
-    const after = { rss: rssMb(pid), cpu: cpuS(pid), raw: rawUdp(pid) };
+    const after = { rss: rssMb(pid), cpu: cpuSeconds(pid), raw: rawUdp(pid) };
     const recovery = sc.trials ? await runTrials(w, sources.slice(TRIALS)) : [];
     const results = await trials;
     await sleep(SETTLE_MS);
@@ -238,7 +216,7 @@ async function runGrants(print: (l: string) => void, backend: Backend): Promise<
     await w.startDaemon();
     const pid = w.daemon.pid;
     await sleep(1_000);
-    const before = { maps: smaps(pid), rss: rssMb(pid), parts: rssParts(pid), cpu: cpuS(pid) };
+    const before = { maps: smaps(pid), rss: rssMb(pid), parts: rssParts(pid), cpu: cpuSeconds(pid) };
     // Increasing timestamps: once the replay ring (4096) is full, each eviction raises the
     // key's floor to the evicted packet's ts, and equal timestamps would be stale.
     // Each one stamped about when it is sent (the sender is paced), so none goes stale.
@@ -256,7 +234,7 @@ async function runGrants(print: (l: string) => void, backend: Backend): Promise<
     }
     await sleep(SETTLE_MS);
     print(`grants (${GRANTS} grants of 1 s, each for its own address, ${GRANTS_PPS}/s) on postern/${backend}: sender ${r.stdout.trim()}; `
-      + `accepted ${(await counters(w))['accepted']! - counters0['accepted']!}, refused ${JSON.stringify(refusedDelta(counters0, await counters(w)))}; left open ${(await w.grantRules()).length}; daemon CPU ${fmt(cpuS(pid) - before.cpu)} s`);
+      + `accepted ${(await counters(w))['accepted']! - counters0['accepted']!}, refused ${JSON.stringify(refusedDelta(counters0, await counters(w)))}; left open ${(await w.grantRules()).length}; daemon CPU ${fmt(cpuSeconds(pid) - before.cpu)} s`);
     print(`  RSS ${fmt(before.rss)} -> ${fmt(rssMb(pid))} MB after all expired + ${SETTLE_MS / 1000} s (growth ${fmt(rssMb(pid) - before.rss)} MB; target <= ${TARGET.rssGrowthMb}); ${before.parts} -> ${rssParts(pid)}`);
     if (process.env['PERF_SMAPS'] === '1') print(`  smaps Rss growth by mapping:\n${smapsGrowth(before.maps, smaps(pid))}`);
     const tail = Number(process.env['PERF_DAEMON_OUTPUT'] ?? 0);
