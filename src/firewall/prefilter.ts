@@ -40,7 +40,7 @@ const MAX_KEY_IDS = 4096;
 export const NFT_PREFILTER_COUNTER = 'spa_prefilter';
 export const IPT_PREFILTER_TAG = 'postern:prefilter';
 
-export const hex32 = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
+const hex32 = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
 function checkLen(n: unknown, what: string): void {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_PAYLOAD) {

@@ -58,14 +58,13 @@ interface Scenario {
   readonly trials: boolean;
 }
 
-const hex32 = (n: number): string => n.toString(16).padStart(8, '0');
 /** junk: 0..300 random bytes each */
 const JUNK = ['--len', '0-300'] as const;
 
 const SCENARIOS: Record<string, Scenario> = {
   paced: { about: `junk, paced ${PACED_PPS} pps`, count: PACED_PPS * FLOOD_S, pps: PACED_PPS, mode: async () => JUNK, trials: true },
   full: { about: 'junk, full rate', count: 50_000_000, pps: 0, mode: async () => JUNK, trials: true },
-  keyid: { about: 'valid key id + bad tag, full rate', count: 50_000_000, pps: 0, mode: async (w) => ['--prefix', hex32(w.key.keyId), '--len', '24-204'], trials: true },
+  keyid: { about: 'valid key id + bad tag, full rate', count: 50_000_000, pps: 0, mode: async (w) => ['--prefix', w.key.keyIdHex, '--len', '24-204'], trials: true },
   replay: { about: 'one accepted packet replayed 100,000 times', count: 100_000, pps: 0, mode: replayMode, trials: true },
   junk1m: { about: '1,000,000 junk packets, full rate', count: 1_000_000, pps: 0, mode: async () => JUNK, trials: false },
 };
