@@ -94,6 +94,9 @@ export function setprivArgv(u: DaemonUser): string[] {
     `--ambient-caps=${caps}`, `--bounding-set=-all,${caps}`, '--no-new-privs', '--'];
 }
 
+/** The worlds' `spa` section: a patch with its own `spa` replaces it whole, so it starts here. */
+const BASE_SPA = { port: SPA_PORT, clock: 'trusted', window_s: 60 } as const;
+
 function baseConfig(dir: string, backend: Backend, keys: readonly KeySpec[], patch: Record<string, unknown>): Record<string, unknown> {
   return {
     state: { database: join(dir, 'state.db') },
@@ -101,7 +104,7 @@ function baseConfig(dir: string, backend: Backend, keys: readonly KeySpec[], pat
     device: 'lab-router',
     log_level: 'info',
     guarded: [`tcp/${SERVICE_PORT}`, 'tcp/443'],
-    spa: { port: SPA_PORT, clock: 'trusted', window_s: 60 },
+    spa: BASE_SPA,
     keys: keys.map((k) => ({ name: k.name, credential: k.credential.encode(), services: [`tcp/${SERVICE_PORT}`], max_duration_s: 120, ...k.extra })),
     ...patch,
     firewall: { backend, reconcile_interval_s: 1, ...(patch['firewall'] as object | undefined) },
@@ -214,7 +217,7 @@ async function nftElements(lab: Lab, family: 4 | 6): Promise<string[]> {
  *  log lines, alerts and audit rows): with `spa.prefilter` (the default) the kernel drops
  *  those datagrams before the daemon reads them (test/e2e/prefilter.test.ts), so these
  *  tests switch it off to reach the layer behind it. */
-export const NO_PREFILTER = { spa: { port: SPA_PORT, clock: 'trusted', window_s: 60, prefilter: false } } as const;
+export const NO_PREFILTER = { spa: { ...BASE_SPA, prefilter: false } } as const;
 
 /** Datagrams the kernel prefilter has dropped so far (`postern status --json`). */
 export async function prefilterDropped(world: World): Promise<number> {

@@ -15,7 +15,7 @@ import { labSkipReason, type LabHost } from '../lab/lab.ts';
 import { tcpConnect } from '../lab/net-probe.ts';
 import { generateCredential } from '../../src/spa/credential.ts';
 import { MAX_PACKET, MIN_PACKET } from '../../src/spa/constants.ts';
-import { BACKENDS, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, eventually, keyFileArgs, sleep, type World } from './harness.ts';
+import { BACKENDS, SERVICE_PORT, SPA_PORT, bundleSkipReason, createWorld, eventually, keyFileArgs, NO_PREFILTER, sleep, type World } from './harness.ts';
 
 const skip = labSkipReason() ?? bundleSkipReason();
 
@@ -104,7 +104,7 @@ for (const backend of BACKENDS) {
     await w.daemon.waitForOutput(/config reloaded/, 10_000);
     await opens(w, lab.router.ip4, bobArgs);
 
-    w.writeConfig({ spa: { port: SPA_PORT, clock: 'trusted', window_s: 60, prefilter: false } });
+    w.writeConfig(NO_PREFILTER);
     w.daemon.kill('SIGHUP');
     await eventually(async () => (await status(w)).prefilter.state === 'off', 10_000, 'the prefilter is off after the reload');
     await sendAll(w, lab.attacker, lab.router.ip4, j.slice(-5));
